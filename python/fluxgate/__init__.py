@@ -1,0 +1,7 @@
+"""fluxgate: a composable circuit breaker for Python, with a native core."""
+
+from fluxgate._version import __version__
+from fluxgate.errors import CallNotPermittedError
+from fluxgate.state import State
+
+__all__ = ["CallNotPermittedError", "State"]

@@ -1,0 +1,108 @@
+"""The value types that cross the boundary between the native core and Python.
+
+``Record``, ``CallContext``, ``Signal`` and ``CircuitBreakerInfo`` are frozen,
+slotted dataclasses, built only when Python code needs them (a user
+component, a listener, ``info()``). ``Metric`` is a C type; this module gives
+it the dataclass protocol and frozen assignment. Each class reports its public
+module. Importing this module hands the classes to the native core.
+"""
+
+import dataclasses
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fluxgate import _fluxgate, _reporting
+from fluxgate._fluxgate import Metric
+from fluxgate.state import State
+
+__all__ = ["CallContext", "CircuitBreakerInfo", "Metric", "Record", "Signal"]
+
+
+def _wall_time() -> float:
+    # Looked up at each call so that freezegun and mocks are honoured.
+    return time.time()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """The outcome of one protected call, stamped with the wall time."""
+
+    success: bool
+    duration: float = 0.0
+    slow_at: tuple[float, ...] = ()
+    timestamp: float = field(init=False, default_factory=_wall_time)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallContext:
+    """What a tripper decides on: the window's metric, the state, the streak."""
+
+    metric: Metric
+    state: State
+    consecutive_failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A state transition, as listeners receive it."""
+
+    old_state: State
+    new_state: State
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakerInfo:
+    """A snapshot of a breaker: state, when it changed, reopens, metrics."""
+
+    state: State
+    changed_at: float
+    reopens: int
+    metrics: Metric
+
+
+Record.__module__ = "fluxgate.metric"
+CallContext.__module__ = "fluxgate.trippers"
+Signal.__module__ = "fluxgate.signal"
+CircuitBreakerInfo.__module__ = "fluxgate.circuitbreaker"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _MetricFields:
+    total_count: int
+    total_duration: float
+    failure_count: int
+    slow_counts: Mapping[float, int]
+
+
+def _metric_setattr(self: Metric, name: str, value: Any) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _metric_delattr(self: Metric, name: str) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _metric_replace(self: Metric, /, **changes: Any) -> Metric:
+    return dataclasses.replace(self, **changes)
+
+
+for _name in ("__dataclass_fields__", "__dataclass_params__", "__match_args__"):
+    setattr(Metric, _name, getattr(_MetricFields, _name))
+setattr(Metric, "__annotations__", dict(_MetricFields.__annotations__))
+setattr(Metric, "__setattr__", _metric_setattr)
+setattr(Metric, "__delattr__", _metric_delattr)
+if sys.version_info >= (3, 13):
+    setattr(Metric, "__replace__", _metric_replace)
+
+_fluxgate._bind(
+    record=Record,
+    call_context=CallContext,
+    signal=Signal,
+    info=CircuitBreakerInfo,
+    report_listener_error=_reporting.report_listener_error,
+    report_async_listener=_reporting.report_async_listener,
+)

@@ -1,0 +1,5 @@
+"""Exceptions raised by circuit breakers."""
+
+from fluxgate._fluxgate import CallNotPermittedError
+
+__all__ = ["CallNotPermittedError"]

@@ -1,0 +1,156 @@
+/* Version and platform differences, kept in one place.
+ *
+ * The rest of the extension is written against the CPython 3.13 C API and
+ * this header supplies what older versions (3.10-3.12) lack, plus the few
+ * spellings that differ between GIL and free-threaded builds. */
+#ifndef FLUXGATE_COMPAT_H
+#define FLUXGATE_COMPAT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* ---- Locking (DESIGN.md D7) ------------------------------------------------
+ * Critical sections exist from 3.13; on a GIL build they cost nothing and the
+ * GIL already makes C code that calls no Python atomic. Before 3.13 there is
+ * no free-threaded build, so the macros can be empty. */
+#if PY_VERSION_HEX < 0x030D0000
+#  define Py_BEGIN_CRITICAL_SECTION(op) {
+#  define Py_END_CRITICAL_SECTION() }
+#  define Py_BEGIN_CRITICAL_SECTION2(a, b) {
+#  define Py_END_CRITICAL_SECTION2() }
+#endif
+
+#ifdef Py_GIL_DISABLED
+#  define FG_FREE_THREADED 1
+#else
+#  define FG_FREE_THREADED 0
+#endif
+
+/* ---- Clocks ----------------------------------------------------------------
+ * Raw nanosecond readings of the clocks behind time.perf_counter() and
+ * time.time(); they never raise. */
+#if PY_VERSION_HEX >= 0x030D0000
+static inline int64_t
+fg_raw_perf_counter_ns(void)
+{
+    PyTime_t t = 0;
+    (void)PyTime_PerfCounterRaw(&t);
+    return (int64_t)t;
+}
+static inline int64_t
+fg_raw_wall_ns(void)
+{
+    PyTime_t t = 0;
+    (void)PyTime_TimeRaw(&t);
+    return (int64_t)t;
+}
+#else
+static inline int64_t
+fg_raw_perf_counter_ns(void)
+{
+    return (int64_t)_PyTime_GetPerfCounter();
+}
+static inline int64_t
+fg_raw_wall_ns(void)
+{
+    return (int64_t)_PyTime_GetSystemClock();
+}
+#endif
+
+/* ---- Exceptions ------------------------------------------------------------
+ * The 3.12 single-object API for the current exception. */
+#if PY_VERSION_HEX < 0x030C0000
+static inline PyObject *
+fg_PyErr_GetRaisedException(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(value, tb);
+        Py_DECREF(tb);
+    }
+    Py_DECREF(type);
+    return value;
+}
+static inline void
+fg_PyErr_SetRaisedException(PyObject *exc)
+{
+    if (exc == NULL) {
+        return;
+    }
+    PyObject *type = Py_NewRef((PyObject *)Py_TYPE(exc));
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyErr_Restore(type, exc, tb);
+}
+#  define PyErr_GetRaisedException fg_PyErr_GetRaisedException
+#  define PyErr_SetRaisedException fg_PyErr_SetRaisedException
+#endif
+
+/* ---- Dictionaries ----------------------------------------------------------
+ * A strong reference to d[key], or NULL with no exception when absent. */
+static inline int
+fg_dict_get_ref(PyObject *d, PyObject *key, PyObject **result)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyDict_GetItemRef(d, key, result);
+#else
+    *result = Py_XNewRef(PyDict_GetItemWithError(d, key));
+    if (*result != NULL) {
+        return 1;
+    }
+    return PyErr_Occurred() ? -1 : 0;
+#endif
+}
+
+/* ---- Types -----------------------------------------------------------------*/
+#if PY_VERSION_HEX < 0x030B0000
+/* 3.10 lacks PyType_GetModuleByDef: walk the MRO for the heap type that was
+ * created from our module, as 3.11 does. */
+static inline PyObject *
+fg_PyType_GetModuleByDef(PyTypeObject *type, PyModuleDef *def)
+{
+    PyObject *mro = type->tp_mro;
+    Py_ssize_t n = PyTuple_GET_SIZE(mro);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!(base->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+            continue;
+        }
+        PyObject *module = ((PyHeapTypeObject *)base)->ht_module;
+        if (module != NULL && PyModule_GetDef(module) == def) {
+            return module;
+        }
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "PyType_GetModuleByDef: No superclass of '%s' has the given module",
+                 type->tp_name);
+    return NULL;
+}
+#  define PyType_GetModuleByDef fg_PyType_GetModuleByDef
+#endif
+
+/* Module slots that only newer versions know about. */
+#if PY_VERSION_HEX >= 0x030C0000
+#  define FG_MODULE_SLOT_INTERPRETERS \
+       {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#else
+#  define FG_MODULE_SLOT_INTERPRETERS
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+#  define FG_MODULE_SLOT_GIL {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#else
+#  define FG_MODULE_SLOT_GIL
+#endif
+
+/* Vectorcall on heap types: the flag is public from 3.12 and the slot
+ * (Py_tp_vectorcall) only applies to calls of the type object itself. */
+#ifndef Py_TPFLAGS_HAVE_VECTORCALL
+#  define Py_TPFLAGS_HAVE_VECTORCALL _Py_TPFLAGS_HAVE_VECTORCALL
+#endif
+
+#endif /* FLUXGATE_COMPAT_H */

@@ -1,0 +1,147 @@
+/* Shared declarations of the fluxgate._fluxgate extension: the module state
+ * and the entry points each unit (one C file per type or concern) offers to
+ * the others. The component interface the breaker evaluates lives in
+ * components.h. */
+#ifndef FLUXGATE_H
+#define FLUXGATE_H
+
+#include "compat.h"
+
+/* Every Python object the module keeps, listed once so that traverse and
+ * clear can never miss one. */
+#define FG_STATE_OBJECTS(X)                                                   \
+    /* value types */                                                         \
+    X(Metric_Type)                                                            \
+    X(CallNotPermittedError)                                                  \
+    /* windows */                                                             \
+    X(CountWindow_Type)                                                       \
+    X(TimeWindow_Type)                                                        \
+    /* trackers */                                                            \
+    X(TrackerAll_Type)                                                        \
+    X(TypeOf_Type)                                                            \
+    X(Custom_Type)                                                            \
+    X(TrackerAnd_Type)                                                        \
+    X(TrackerOr_Type)                                                         \
+    X(TrackerNot_Type)                                                        \
+    /* trippers */                                                            \
+    X(Closed_Type)                                                            \
+    X(HalfOpened_Type)                                                        \
+    X(MinRequests_Type)                                                       \
+    X(FailureRate_Type)                                                       \
+    X(AvgLatency_Type)                                                        \
+    X(SlowRate_Type)                                                          \
+    X(FailureStreak_Type)                                                     \
+    X(TripperAnd_Type)                                                        \
+    X(TripperOr_Type)                                                         \
+    /* retries */                                                             \
+    X(Always_Type)                                                            \
+    X(Never_Type)                                                             \
+    X(Cooldown_Type)                                                          \
+    X(Backoff_Type)                                                           \
+    /* permits */                                                             \
+    X(PermitAll_Type)                                                         \
+    X(Random_Type)                                                            \
+    X(RampUp_Type)                                                            \
+    /* breaker */                                                             \
+    X(CircuitBreaker_Type)                                                    \
+    X(Protected_Type)                                                         \
+    /* clocks and randomness */                                               \
+    X(time_dict)                                                              \
+    X(random_module)                                                          \
+    /* classes and hooks handed over by the Python layer (_bind) */           \
+    X(Record)                                                                 \
+    X(CallContext)                                                            \
+    X(Signal)                                                                 \
+    X(CircuitBreakerInfo)                                                     \
+    X(report_listener_error)                                                  \
+    X(report_async_listener)                                                  \
+    /* interned strings */                                                    \
+    X(s_perf_counter)                                                         \
+    X(s_time)                                                                 \
+    X(s_random)                                                               \
+    X(s_uniform)                                                              \
+    X(s_success)                                                              \
+    X(s_duration)                                                             \
+    X(s_slow_at)                                                              \
+    X(s_timestamp)                                                            \
+    X(s_record)                                                               \
+    X(s_get_metric)                                                           \
+    X(s_reset)                                                                \
+    X(s_call)                                                                 \
+    X(s_close)                                                                \
+    X(s_metric)                                                               \
+    X(s_state)                                                                \
+    X(s_consecutive_failures)
+
+/* The six states, in the order of typing.get_args(State). */
+typedef enum {
+    FG_CLOSED = 0,
+    FG_OPEN,
+    FG_HALF_OPEN,
+    FG_METRICS_ONLY,
+    FG_DISABLED,
+    FG_FORCED_OPEN,
+    FG_STATE_COUNT
+} FgStateId;
+
+typedef struct FgState {
+#define FG_DECLARE_FIELD(name) PyObject *name;
+    FG_STATE_OBJECTS(FG_DECLARE_FIELD)
+#undef FG_DECLARE_FIELD
+    /* Interned state names, indexed by FgStateId. */
+    PyObject *state_names[FG_STATE_COUNT];
+    /* The C functions behind the time module's own perf_counter and time. */
+    PyCFunction native_perf_counter_fn;
+    PyCFunction native_time_fn;
+} FgState;
+
+extern PyModuleDef fluxgate_module_def;
+
+/* Module state from a module, or from an instance of any of our types or of
+ * a Python subclass of one. */
+static inline FgState *
+fg_state(PyObject *module)
+{
+    return (FgState *)PyModule_GetState(module);
+}
+
+FgState *fg_state_from_type(PyTypeObject *type);
+
+/* Creates a type from a spec bound to the module, adds it to the module
+ * under its short name unless `public` is 0, and stores it in *slot. */
+int fg_add_type(PyObject *module, PyType_Spec *spec, PyObject *base,
+                PyObject **slot, int public);
+
+/* ---- Unit initialisers, called in this order by the module's exec slot. --*/
+int fg_clock_init(PyObject *module, FgState *st);
+int fg_metric_init(PyObject *module, FgState *st);
+int fg_windows_init(PyObject *module, FgState *st);
+int fg_trackers_init(PyObject *module, FgState *st);
+int fg_trippers_init(PyObject *module, FgState *st);
+int fg_retries_init(PyObject *module, FgState *st);
+int fg_permits_init(PyObject *module, FgState *st);
+int fg_breaker_init(PyObject *module, FgState *st);
+
+/* ---- clock.c: time and randomness, honouring replacements (DESIGN.md D6). */
+
+/* Seconds of the monotonic clock: native unless time.perf_counter has been
+ * replaced, in which case the replacement is called. -1 with an exception
+ * set if a replacement raised or returned a non-number. */
+int fg_perf_counter(FgState *st, double *out);
+/* Wall-clock seconds, as the time module's current time() gives them. */
+int fg_wall_time(FgState *st, double *out);
+/* One draw of the random module's current random(). */
+int fg_random(FgState *st, double *out);
+/* One draw of the random module's current uniform(a, b). */
+int fg_uniform(FgState *st, double a, double b, double *out);
+
+/* ---- Argument helpers shared by the component constructors. ------------- */
+
+/* A real number through __float__ (bool and int included); TypeError naming
+ * `what` otherwise. NaN is returned as is: callers reject it with their
+ * range message (SPEC.md section 5). */
+int fg_as_double(PyObject *obj, const char *what, double *out);
+/* An integer through __index__; TypeError naming `what` otherwise. */
+int fg_as_int64(PyObject *obj, const char *what, int64_t *out);
+
+#endif /* FLUXGATE_H */

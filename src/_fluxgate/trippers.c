@@ -1,0 +1,7 @@
+#include "fluxgate.h"
+
+int
+fg_trippers_init(PyObject *module, FgState *st)
+{
+    return 0;
+}
