@@ -121,7 +121,29 @@ module_bind(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
+/* The clock unit as the breaker sees it, for tests and the benchmarks. */
+static PyObject *
+module_monotonic(PyObject *module, PyObject *unused)
+{
+    double now;
+    return fg_perf_counter(fg_state(module), &now) < 0 ? NULL
+                                                       : PyFloat_FromDouble(now);
+}
+
+static PyObject *
+module_wall_time(PyObject *module, PyObject *unused)
+{
+    double now;
+    return fg_wall_time(fg_state(module), &now) < 0 ? NULL
+                                                    : PyFloat_FromDouble(now);
+}
+
 static PyMethodDef module_methods[] = {
+    {"_monotonic", module_monotonic, METH_NOARGS,
+     "_monotonic($module, /)\n--\n\nSeconds of the monotonic clock the breaker "
+     "times calls with."},
+    {"_wall_time", module_wall_time, METH_NOARGS,
+     "_wall_time($module, /)\n--\n\nWall-clock seconds as the breaker reads them."},
     {"_bind", (PyCFunction)(void (*)(void))module_bind,
      METH_VARARGS | METH_KEYWORDS, bind_doc},
     {NULL, NULL, 0, NULL},
