@@ -37,4 +37,55 @@ int fg_retry_check(FgState *st, PyObject *retry, double changed_at,
  * permit(changed_at) -> bool: is this HALF_OPEN call admitted? */
 int fg_permit_check(FgState *st, PyObject *permit, double changed_at);
 
+/* ---- Windows (windows.c) ------------------------------------------------
+ * A native window is a CountWindow or TimeWindow (or a subclass) whose
+ * record, get_metric and reset are all the built-in's own. For those the
+ * breaker records through the functions below, which do no locking and call
+ * no Python code: the breaker holds its critical section around them. For
+ * any other window the breaker builds Record objects and calls its methods. */
+typedef struct {
+    int64_t total_count;
+    int64_t failure_count;
+    double total_duration;
+} FgTotals;
+
+int fg_window_is_native(FgState *st, PyObject *window);
+/* 1 for a TimeWindow: records need a wall-clock timestamp. */
+int fg_window_needs_timestamp(FgState *st, PyObject *window);
+/* Record one outcome; slow_at lists the thresholds the call reached.
+ * -1 with an exception (MemoryError, or ValueError for a non-finite
+ * timestamp), the window unchanged. */
+int fg_window_add(PyObject *window, int success, double duration,
+                  const double *slow_at, Py_ssize_t n_slow, double timestamp);
+void fg_window_totals(PyObject *window, FgTotals *out);
+/* Running count of records at or above `threshold` (0 if never seen). */
+int64_t fg_window_slow_count(PyObject *window, double threshold);
+void fg_window_clear(PyObject *window);
+/* The window's current totals as a new Metric (what get_metric() returns). */
+PyObject *fg_window_metric(FgState *st, PyObject *window);
+
+/* ---- Trippers (trippers.c) -----------------------------------------------
+ * tripper(ctx) -> bool. The input names the metric either as a native window
+ * (read in place, inside the breaker's critical section) or as a Metric
+ * object (a snapshot, or what a user window's get_metric() returned). */
+typedef struct {
+    FgStateId state;
+    int64_t consecutive_failures;
+    PyObject *window; /* borrowed: a native window, or NULL */
+    PyObject *metric; /* borrowed: a Metric, used when window is NULL */
+    PyObject *context; /* owned: the CallContext built for Python nodes */
+} FgTripInput;
+
+int fg_tripper_check(FgState *st, PyObject *tripper, FgTripInput *in);
+/* Releases what fg_tripper_check built (the CallContext). */
+void fg_trip_input_release(FgTripInput *in);
+/* 1 when every node of the tree is native: evaluating it calls no Python
+ * code, so the breaker may evaluate it inside its critical section. */
+int fg_tripper_is_native(FgState *st, PyObject *tripper);
+/* The distinct SlowRate thresholds of the tree in depth-first order, as a
+ * PyMem_Malloc'ed array the caller frees (NULL with *n == 0 when none). A
+ * tripper that is not iterable contributes none. */
+int fg_tripper_collect_thresholds(FgState *st, PyObject *tripper,
+                                  double **thresholds, Py_ssize_t *n);
+
 #endif /* FLUXGATE_COMPONENTS_H */
