@@ -107,6 +107,28 @@ fg_dict_get_ref(PyObject *d, PyObject *key, PyObject **result)
 #endif
 }
 
+/* ---- Attributes ------------------------------------------------------------*/
+#if PY_VERSION_HEX < 0x030D0000
+static inline int
+fg_PyObject_GetOptionalAttr(PyObject *obj, PyObject *name, PyObject **result)
+{
+    return _PyObject_LookupAttr(obj, name, result);
+}
+#  define PyObject_GetOptionalAttr fg_PyObject_GetOptionalAttr
+#endif
+
+/* Member definitions: the Py_T_* spellings are public from 3.12. */
+#if PY_VERSION_HEX < 0x030C0000
+#  include <structmember.h>
+#  define Py_T_PYSSIZET T_PYSSIZET
+#  define Py_T_OBJECT_EX T_OBJECT_EX
+#  define Py_T_DOUBLE T_DOUBLE
+#  define Py_T_LONGLONG T_LONGLONG
+#  ifndef Py_READONLY
+#    define Py_READONLY READONLY
+#  endif
+#endif
+
 /* ---- Types -----------------------------------------------------------------*/
 #if PY_VERSION_HEX < 0x030B0000
 /* 3.10 lacks PyType_GetModuleByDef: walk the MRO for the heap type that was

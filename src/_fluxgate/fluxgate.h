@@ -45,6 +45,14 @@
     /* breaker */                                                             \
     X(CircuitBreaker_Type)                                                    \
     X(Protected_Type)                                                         \
+    X(msg_open)                                                               \
+    X(msg_half_open)                                                          \
+    X(msg_forced_open)                                                        \
+    /* default components, shared by every breaker (they hold no state) */    \
+    X(default_tracker)                                                        \
+    X(default_tripper)                                                        \
+    X(default_retry)                                                          \
+    X(default_permit)                                                         \
     /* clocks and randomness */                                               \
     X(time_dict)                                                              \
     X(random_module)                                                          \
