@@ -7,6 +7,7 @@ it the dataclass protocol and frozen assignment. Each class reports its public
 module. Importing this module hands the classes to the native core.
 """
 
+import copyreg
 import dataclasses
 import sys
 import time
@@ -90,11 +91,21 @@ def _metric_replace(self: Metric, /, **changes: Any) -> Metric:
     return dataclasses.replace(self, **changes)
 
 
+def _metric_reduce(self: Metric) -> tuple[Any, ...]:
+    # Rebuilt by keyword at every pickle protocol, as a dataclass is
+    # (protocols 0 and 1 would otherwise refuse a C type). Protocols 2+ turn
+    # __newobj_ex__ into their own opcodes, naming only the public class.
+    fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(_MetricFields)}
+    newobj_ex = copyreg.__newobj_ex__  # type: ignore[attr-defined]  # not in typeshed
+    return newobj_ex, (type(self), (), fields)
+
+
 for _name in ("__dataclass_fields__", "__dataclass_params__", "__match_args__"):
     setattr(Metric, _name, getattr(_MetricFields, _name))
 setattr(Metric, "__annotations__", dict(_MetricFields.__annotations__))
 setattr(Metric, "__setattr__", _metric_setattr)
 setattr(Metric, "__delattr__", _metric_delattr)
+setattr(Metric, "__reduce__", _metric_reduce)
 if sys.version_info >= (3, 13):
     setattr(Metric, "__replace__", _metric_replace)
 

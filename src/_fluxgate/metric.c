@@ -3,7 +3,8 @@
  * The scalar fields are C numbers; slow_counts is a dict (threshold to count)
  * because users read it as a Mapping and it is only built when Python asks
  * for a Metric (windows keep their running totals in C). The Python layer
- * (fluxgate/metric.py) adds the dataclass protocol and frozen assignment. */
+ * (fluxgate/_values.py) adds the dataclass protocol, frozen assignment and
+ * pickling. */
 #include "metric.h"
 
 #include <structmember.h>
@@ -476,27 +477,12 @@ metric_repr(FgMetric *self)
     return repr;
 }
 
-PyDoc_STRVAR(getnewargs_ex_doc,
-"__getnewargs_ex__($self, /)\n--\n\nKeyword arguments that rebuild this metric.");
-
-static PyObject *
-metric_getnewargs_ex(FgMetric *self, PyObject *unused)
-{
-    return Py_BuildValue("(){sLsdsLsO}", "total_count",
-                         (long long)self->total_count, "total_duration",
-                         self->total_duration, "failure_count",
-                         (long long)self->failure_count, "slow_counts",
-                         self->slow_counts);
-}
-
 static PyMethodDef metric_methods[] = {
     {"empty", (PyCFunction)metric_empty, METH_NOARGS | METH_CLASS, empty_doc},
     {"from_record", (PyCFunction)metric_from_record, METH_O | METH_CLASS,
      from_record_doc},
     {"slow_rate", (PyCFunction)(void (*)(void))metric_slow_rate,
      METH_VARARGS | METH_KEYWORDS, slow_rate_doc},
-    {"__getnewargs_ex__", (PyCFunction)metric_getnewargs_ex, METH_NOARGS,
-     getnewargs_ex_doc},
     {NULL, NULL, 0, NULL},
 };
 
