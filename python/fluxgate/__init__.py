@@ -1,8 +1,8 @@
 """fluxgate: a composable circuit breaker for Python, with a native core."""
 
 from fluxgate._version import __version__
-from fluxgate.circuitbreaker import CircuitBreaker
+from fluxgate.circuitbreaker import AsyncCircuitBreaker, CircuitBreaker
 from fluxgate.errors import CallNotPermittedError
 from fluxgate.state import State
 
-__all__ = ["CallNotPermittedError", "CircuitBreaker", "State"]
+__all__ = ["AsyncCircuitBreaker", "CallNotPermittedError", "CircuitBreaker", "State"]

@@ -1,5 +1,6 @@
-/* The circuit breaker state machine, shared by CircuitBreaker (breaker.c),
- * its protected-function wrapper (protected.c) and the asyncio surface. */
+/* The circuit breaker state machine (machine.c), shared by CircuitBreaker
+ * (breaker.c), its protected-function wrapper (protected.c) and the asyncio
+ * surface (async_core.c). */
 #ifndef FLUXGATE_BREAKER_H
 #define FLUXGATE_BREAKER_H
 
@@ -28,6 +29,7 @@ typedef struct {
     char native_window;  /* record into the window's C buffers */
     char timed_window;   /* the window places records by wall time */
     char native_tripper; /* evaluate the tripper inside the critical section */
+    char async_mode;     /* signals are taken by the asyncio surface */
 
     /* State, changed only inside the breaker's critical section. Every
      * transition starts a new period; an outcome is applied only in the
@@ -47,6 +49,55 @@ typedef struct {
     PyObject *weakreflist;
 } FgBreaker;
 
+/* ---- machine.c ------------------------------------------------------------*/
+
+/* Fill a newly allocated breaker's components; None means the default. */
+int fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
+                     PyObject *tripper, PyObject *retry, PyObject *permit,
+                     PyObject *listeners);
+int fg_machine_traverse(FgBreaker *cb, visitproc visit, void *arg);
+int fg_machine_clear(FgBreaker *cb);
+/* Everything dealloc must release, weak references included. */
+void fg_machine_free(FgBreaker *cb);
+
+/* How a call waits for a HALF_OPEN slot: the synchronous breaker has none;
+ * the asyncio surface first admits without one and, when told to, takes a
+ * slot and admits again while holding it. */
+typedef enum {
+    FG_ADMIT_SYNC,
+    FG_ADMIT_NEEDS_SLOT,
+    FG_ADMIT_HOLDING_SLOT,
+} FgAdmitMode;
+/* fg_machine_admit's answer when the caller must take (or give back) a
+ * HALF_OPEN slot and ask again. */
+#define FG_ADMIT_SLOT (-2)
+
+/* May a call run now? The state it runs in (*period set to its period),
+ * FG_ADMIT_SLOT, or -1 with CallNotPermittedError or a component's
+ * exception set. Moves OPEN to HALF_OPEN when the retry allows. */
+int fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period);
+/* Apply the outcome of a call admitted in `period`: record it, evaluate the
+ * tripper, transition. An outcome from an earlier period is discarded. */
+int fg_machine_record(FgBreaker *cb, uint64_t period, int success,
+                      double duration);
+/* A call admitted in `period` raised `error` (an Exception): record it as a
+ * failure if the tracker says so. -1 with the component's exception set
+ * (chained to `error`) if the tracker or the window raised. */
+int fg_machine_fail(FgBreaker *cb, uint64_t period, PyObject *error);
+/* Move to `target` if still in *period (always when period is NULL), then
+ * notify. 1 if this call made the transition, 0 if another got there first,
+ * -1 on error; *changed_at (if not NULL) receives the new changed_at. */
+int fg_machine_transition(FgBreaker *cb, const uint64_t *period,
+                          FgStateId target, double *changed_at);
+PyObject *fg_machine_info(FgBreaker *cb);
+/* The pending signals as a list of Signal objects (asyncio surface). */
+PyObject *fg_machine_take_signals(FgBreaker *cb);
+
+/* TypeError naming `name` unless obj is callable. */
+int fg_require_callable(PyObject *obj, const char *name);
+
+/* ---- breaker.c ------------------------------------------------------------*/
+
 /* Run func(*args, **kwargs) under the breaker's protection: the whole
  * synchronous hot path. */
 PyObject *fg_breaker_run(FgBreaker *cb, PyObject *func, PyObject *const *args,
@@ -56,9 +107,12 @@ PyObject *fg_breaker_run(FgBreaker *cb, PyObject *func, PyObject *const *args,
  * Exception; returns the fallback's result or NULL. */
 PyObject *fg_apply_fallback(PyObject *fallback);
 
-/* A protected callable for func (protected.c). */
+/* ---- protected.c, async_core.c -------------------------------------------*/
+
+/* A protected callable for func. */
 PyObject *fg_protected_new(FgState *st, FgBreaker *cb, PyObject *func,
                            PyObject *fallback);
 int fg_protected_init(PyObject *module, FgState *st);
+int fg_async_core_init(PyObject *module, FgState *st);
 
 #endif /* FLUXGATE_BREAKER_H */

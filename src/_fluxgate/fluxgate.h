@@ -45,6 +45,7 @@
     /* breaker */                                                             \
     X(CircuitBreaker_Type)                                                    \
     X(Protected_Type)                                                         \
+    X(AsyncCore_Type)                                                         \
     X(msg_open)                                                               \
     X(msg_half_open)                                                          \
     X(msg_forced_open)                                                        \

@@ -1,0 +1,283 @@
+/* _AsyncCore: the state machine as AsyncCircuitBreaker drives it.
+ *
+ * The coroutine surface lives in Python (fluxgate/_async.py); this type gives
+ * it the steps of a protected call as plain C calls, none of which waits:
+ * begin() admits a call and starts its clock, returning a ticket (its
+ * period and start time); succeed() and fail() apply its outcome if the
+ * breaker is still in that period. Transitions queue their signals for the
+ * Python side, which takes them with take_signals() and gathers the
+ * listeners. HALF_OPEN slots are Python's too: begin() answers None when the
+ * call must take (or give back) a slot and ask again. */
+#include "breaker.h"
+
+typedef FgBreaker FgAsyncCore;
+
+PyDoc_STRVAR(async_core_doc,
+"_AsyncCore(window, tracker, tripper, retry, permit, listeners)\n"
+"--\n\n"
+"The native state machine behind AsyncCircuitBreaker (internal).");
+
+static PyObject *
+async_core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"window", "tracker", "tripper", "retry",
+                             "permit", "listeners", NULL};
+    PyObject *window, *tracker, *tripper, *retry, *permit, *listeners;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOO:_AsyncCore", kwlist,
+                                     &window, &tracker, &tripper, &retry,
+                                     &permit, &listeners)) {
+        return NULL;
+    }
+    FgState *st = fg_state_from_type(type);
+    if (st == NULL) {
+        return NULL;
+    }
+    FgAsyncCore *core = (FgAsyncCore *)type->tp_alloc(type, 0);
+    if (core == NULL) {
+        return NULL;
+    }
+    core->st = st;
+    core->async_mode = 1;
+    if (fg_machine_setup(core, window, tracker, tripper, retry, permit,
+                         listeners) < 0) {
+        Py_DECREF(core);
+        return NULL;
+    }
+    return (PyObject *)core;
+}
+
+static int
+async_core_traverse(FgAsyncCore *core, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(core));
+    return fg_machine_traverse(core, visit, arg);
+}
+
+static int
+async_core_clear(FgAsyncCore *core)
+{
+    return fg_machine_clear(core);
+}
+
+static void
+async_core_dealloc(FgAsyncCore *core)
+{
+    PyTypeObject *type = Py_TYPE(core);
+    PyObject_GC_UnTrack(core);
+    fg_machine_free(core);
+    type->tp_free(core);
+    Py_DECREF(type);
+}
+
+static PyObject *
+signals_pending(FgAsyncCore *core)
+{
+    int pending;
+    Py_BEGIN_CRITICAL_SECTION(core);
+    pending = core->pending_len > 0;
+    Py_END_CRITICAL_SECTION();
+    return PyBool_FromLong(pending);
+}
+
+/* A ticket is (period, start); start is None for a DISABLED call, whose
+ * outcome is never recorded. */
+static int
+parse_ticket(PyObject *ticket, uint64_t *period, double *start, int *recorded)
+{
+    if (!PyTuple_CheckExact(ticket) || PyTuple_GET_SIZE(ticket) != 2) {
+        PyErr_SetString(PyExc_TypeError, "ticket must come from begin()");
+        return -1;
+    }
+    *period = (uint64_t)PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(ticket, 0));
+    if (*period == (uint64_t)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *start_obj = PyTuple_GET_ITEM(ticket, 1);
+    *recorded = start_obj != Py_None;
+    if (*recorded) {
+        *start = PyFloat_AsDouble(start_obj);
+        if (*start == -1.0 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(begin_doc,
+"begin($self, holding_slot, /)\n"
+"--\n\n"
+"Admit a call: its ticket, or None when it must take a HALF_OPEN slot\n"
+"(holding_slot false) or give its slot back (true) and ask again. Raises\n"
+"CallNotPermittedError when the call is refused.");
+
+static PyObject *
+async_core_begin(FgAsyncCore *core, PyObject *holding_slot)
+{
+    int holding = PyObject_IsTrue(holding_slot);
+    if (holding < 0) {
+        return NULL;
+    }
+    uint64_t period;
+    int state = fg_machine_admit(
+        core, holding ? FG_ADMIT_HOLDING_SLOT : FG_ADMIT_NEEDS_SLOT, &period);
+    if (state == FG_ADMIT_SLOT) {
+        Py_RETURN_NONE;
+    }
+    if (state < 0) {
+        return NULL;
+    }
+    if (state == FG_DISABLED) {
+        return Py_BuildValue("(KO)", (unsigned long long)period, Py_None);
+    }
+    double start;
+    if (fg_perf_counter(core->st, &start) < 0) {
+        return NULL;
+    }
+    return Py_BuildValue("(Kd)", (unsigned long long)period, start);
+}
+
+PyDoc_STRVAR(succeed_doc,
+"succeed($self, ticket, /)\n"
+"--\n\n"
+"Apply the success of the ticket's call; True when signals are waiting.");
+
+static PyObject *
+async_core_succeed(FgAsyncCore *core, PyObject *ticket)
+{
+    uint64_t period;
+    double start = 0.0, end;
+    int recorded;
+    if (parse_ticket(ticket, &period, &start, &recorded) < 0) {
+        return NULL;
+    }
+    if (recorded) {
+        if (fg_perf_counter(core->st, &end) < 0) {
+            return NULL;
+        }
+        /* A clock moved back by a test records as an instant call. */
+        double duration = end > start ? end - start : 0.0;
+        if (fg_machine_record(core, period, 1, duration) < 0) {
+            return NULL;
+        }
+    }
+    return signals_pending(core);
+}
+
+PyDoc_STRVAR(fail_doc,
+"fail($self, ticket, error, /)\n"
+"--\n\n"
+"Apply the exception of the ticket's call (recorded if the tracker counts\n"
+"it); True when signals are waiting.");
+
+static PyObject *
+async_core_fail(FgAsyncCore *core, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "fail() takes a ticket and an error");
+        return NULL;
+    }
+    uint64_t period;
+    double start;
+    int recorded;
+    if (parse_ticket(args[0], &period, &start, &recorded) < 0) {
+        return NULL;
+    }
+    if (recorded && PyErr_GivenExceptionMatches(args[1], PyExc_Exception)
+        && fg_machine_fail(core, period, args[1]) < 0) {
+        return NULL;
+    }
+    return signals_pending(core);
+}
+
+PyDoc_STRVAR(command_doc,
+"command($self, state, /)\n"
+"--\n\n"
+"Move to `state` (a State string) now; True when signals are waiting.");
+
+static PyObject *
+async_core_command(FgAsyncCore *core, PyObject *state)
+{
+    for (int i = 0; i < FG_STATE_COUNT; i++) {
+        int equal = PyObject_RichCompareBool(state, core->st->state_names[i], Py_EQ);
+        if (equal < 0) {
+            return NULL;
+        }
+        if (equal) {
+            if (fg_machine_transition(core, NULL, (FgStateId)i, NULL) < 0) {
+                return NULL;
+            }
+            return signals_pending(core);
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "unknown state %R", state);
+    return NULL;
+}
+
+static PyObject *
+async_core_take_signals(FgAsyncCore *core, PyObject *unused)
+{
+    return fg_machine_take_signals(core);
+}
+
+static PyObject *
+async_core_info(FgAsyncCore *core, PyObject *unused)
+{
+    return fg_machine_info(core);
+}
+
+static PyObject *
+async_core_get_listeners(FgAsyncCore *core, void *closure)
+{
+    return Py_NewRef(core->listeners);
+}
+
+static PyMethodDef async_core_methods[] = {
+    {"begin", (PyCFunction)async_core_begin, METH_O, begin_doc},
+    {"succeed", (PyCFunction)async_core_succeed, METH_O, succeed_doc},
+    {"fail", (PyCFunction)(void (*)(void))async_core_fail, METH_FASTCALL,
+     fail_doc},
+    {"command", (PyCFunction)async_core_command, METH_O, command_doc},
+    {"take_signals", (PyCFunction)async_core_take_signals, METH_NOARGS,
+     "take_signals($self, /)\n--\n\nThe signals waiting for the listeners, "
+     "oldest first."},
+    {"info", (PyCFunction)async_core_info, METH_NOARGS,
+     "info($self, /)\n--\n\nThe breaker's CircuitBreakerInfo."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef async_core_getset[] = {
+    {"listeners", (getter)async_core_get_listeners, NULL,
+     "The listeners, as a tuple.", NULL},
+    {NULL},
+};
+
+static PyMemberDef async_core_members[] = {
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(FgBreaker, weakreflist),
+     Py_READONLY, NULL},
+    {NULL},
+};
+
+static PyType_Slot async_core_slots[] = {
+    {Py_tp_doc, (void *)async_core_doc},
+    {Py_tp_new, async_core_new},
+    {Py_tp_dealloc, async_core_dealloc},
+    {Py_tp_traverse, async_core_traverse},
+    {Py_tp_clear, async_core_clear},
+    {Py_tp_methods, async_core_methods},
+    {Py_tp_getset, async_core_getset},
+    {Py_tp_members, async_core_members},
+    {0, NULL},
+};
+
+static PyType_Spec async_core_spec = {
+    .name = "fluxgate._fluxgate._AsyncCore",
+    .basicsize = sizeof(FgAsyncCore),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = async_core_slots,
+};
+
+int
+fg_async_core_init(PyObject *module, FgState *st)
+{
+    return fg_add_type(module, &async_core_spec, NULL, &st->AsyncCore_Type, 1);
+}

@@ -1,0 +1,772 @@
+/* The circuit breaker state machine (SPEC.md section 8), shared by
+ * CircuitBreaker (breaker.c) and the asyncio surface (async_core.c).
+ *
+ * State lives in C and changes only in short critical sections that call no
+ * Python code; user components, listeners and replaced clocks are always
+ * called outside them (DESIGN.md D7). On GIL builds the critical-section
+ * macros are empty and the GIL makes those sections atomic; on free-threaded
+ * builds they lock the breaker and its window. Every transition starts a new
+ * period, and an outcome is applied only in the period its call was admitted
+ * in, so no stale sample crosses a transition. */
+#include "breaker.h"
+
+#include "components.h"
+#include "metric.h"
+
+/* The breaker's state and its window change together. */
+#define FG_LOCK(cb) Py_BEGIN_CRITICAL_SECTION2((PyObject *)(cb), (cb)->window)
+#define FG_UNLOCK() Py_END_CRITICAL_SECTION2()
+
+#define FG_NO_TRANSITION FG_STATE_COUNT
+
+/* ---- transitions and signals ---------------------------------------------*/
+
+static int
+pending_push(FgBreaker *cb, FgStateId old_state, FgStateId new_state,
+             double timestamp)
+{
+    if (cb->pending_len == cb->pending_cap) {
+        Py_ssize_t cap = cb->pending_cap ? cb->pending_cap * 2 : 4;
+        FgPendingSignal *grown = PyMem_Calloc((size_t)cap, sizeof(*grown));
+        if (grown == NULL) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < cb->pending_len; i++) {
+            grown[i] = cb->pending[(cb->pending_head + i) % cb->pending_cap];
+        }
+        PyMem_Free(cb->pending);
+        cb->pending = grown;
+        cb->pending_cap = cap;
+        cb->pending_head = 0;
+    }
+    FgPendingSignal *slot =
+        &cb->pending[(cb->pending_head + cb->pending_len) % cb->pending_cap];
+    slot->old_state = old_state;
+    slot->new_state = new_state;
+    slot->timestamp = timestamp;
+    cb->pending_len++;
+    return 0;
+}
+
+static int
+pending_pop(FgBreaker *cb, FgPendingSignal *out)
+{
+    if (cb->pending_len == 0) {
+        return 0;
+    }
+    *out = cb->pending[cb->pending_head];
+    cb->pending_head = (cb->pending_head + 1) % cb->pending_cap;
+    cb->pending_len--;
+    return 1;
+}
+
+/* Apply a transition; called inside the critical section. The pending
+ * queue can only fail to grow for lack of memory, after the state change
+ * (which must not be half-applied): the caller reports that MemoryError. */
+static int
+apply_transition(FgBreaker *cb, FgStateId target, double now)
+{
+    FgStateId old_state = cb->state;
+    cb->state = target;
+    cb->period++;
+    cb->changed_at = now;
+    if (target == FG_CLOSED) {
+        cb->reopens = 0;
+        cb->consecutive_failures = 0;
+    }
+    else if (target == FG_HALF_OPEN) {
+        cb->consecutive_failures = 0;
+    }
+    else if (target == FG_OPEN && old_state == FG_HALF_OPEN) {
+        cb->reopens++;
+    }
+    if (cb->native_window) {
+        fg_window_clear(cb->window);
+    }
+    if (PyTuple_GET_SIZE(cb->listeners) == 0) {
+        return 0;
+    }
+    return pending_push(cb, old_state, target, now);
+}
+
+static int
+notify_one(FgBreaker *cb, PyObject *listener, PyObject *signal)
+{
+    FgState *st = cb->st;
+    PyObject *result = PyObject_CallOneArg(listener, signal);
+    PyObject *report;
+    if (result == NULL) {
+        PyObject *error = PyErr_GetRaisedException();
+        if (!PyErr_GivenExceptionMatches(error, PyExc_Exception)) {
+            PyErr_SetRaisedException(error);
+            return -1;
+        }
+        report = PyObject_CallFunctionObjArgs(st->report_listener_error, listener,
+                                              error, NULL);
+        Py_DECREF(error);
+    }
+    else {
+        PyTypeObject *type = Py_TYPE(result);
+        if (type->tp_as_async == NULL || type->tp_as_async->am_await == NULL) {
+            Py_DECREF(result);
+            return 0;
+        }
+        report = PyObject_CallFunctionObjArgs(st->report_async_listener, listener,
+                                              result, NULL);
+        Py_DECREF(result);
+    }
+    if (report == NULL) {
+        PyErr_WriteUnraisable(listener);
+    }
+    Py_XDECREF(report);
+    return 0;
+}
+
+static PyObject *
+make_signal(FgState *st, const FgPendingSignal *pending)
+{
+    PyObject *ts = PyFloat_FromDouble(pending->timestamp);
+    if (ts == NULL) {
+        return NULL;
+    }
+    PyObject *args[] = {st->state_names[pending->old_state],
+                        st->state_names[pending->new_state], ts};
+    PyObject *signal = PyObject_Vectorcall(st->Signal, args, 3, NULL);
+    Py_DECREF(ts);
+    return signal;
+}
+
+static int
+notify_listeners(FgBreaker *cb, const FgPendingSignal *pending)
+{
+    PyObject *signal = make_signal(cb->st, pending);
+    if (signal == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(cb->listeners);
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        rc = notify_one(cb, PyTuple_GET_ITEM(cb->listeners, i), signal);
+    }
+    Py_DECREF(signal);
+    return rc;
+}
+
+/* Deliver every pending signal, in order, outside the critical section. One
+ * thread delivers at a time; a transition made meanwhile (by another thread,
+ * or by a listener calling back into the breaker) is queued and delivered by
+ * that same loop, so each signal reaches the listeners exactly once. */
+static int
+deliver_signals(FgBreaker *cb)
+{
+    /* The asyncio surface takes the signals itself (fg_machine_take_signals). */
+    if (PyTuple_GET_SIZE(cb->listeners) == 0 || cb->async_mode) {
+        return 0;
+    }
+    FgPendingSignal next;
+    int have;
+    Py_BEGIN_CRITICAL_SECTION(cb);
+    have = !cb->delivering && pending_pop(cb, &next);
+    if (have) {
+        cb->delivering = 1;
+    }
+    Py_END_CRITICAL_SECTION();
+    while (have) {
+        int rc = notify_listeners(cb, &next);
+        Py_BEGIN_CRITICAL_SECTION(cb);
+        have = rc == 0 && pending_pop(cb, &next);
+        if (!have) {
+            cb->delivering = 0;
+        }
+        Py_END_CRITICAL_SECTION();
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Move to `target` if the breaker is still in `period` (any period when
+ * `period` is NULL, for commands), then notify. Returns 1 if this call made
+ * the transition, 0 if another one got there first, -1 on error. On success
+ * *changed_at receives the new changed_at. */
+int
+fg_machine_transition(FgBreaker *cb, const uint64_t *period, FgStateId target,
+                      double *changed_at)
+{
+    double now;
+    if (fg_wall_time(cb->st, &now) < 0) {
+        return -1;
+    }
+    int applied = 0, queued = 0;
+    FG_LOCK(cb);
+    if (period == NULL || cb->period == *period) {
+        applied = 1;
+        queued = apply_transition(cb, target, now);
+    }
+    FG_UNLOCK();
+    if (!applied) {
+        return 0;
+    }
+    if (changed_at != NULL) {
+        *changed_at = now;
+    }
+    if (queued < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (!cb->native_window) {
+        PyObject *r = PyObject_CallMethodNoArgs(cb->window, cb->st->s_reset);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    return deliver_signals(cb) < 0 ? -1 : 1;
+}
+
+/* ---- recording outcomes --------------------------------------------------*/
+
+/* What an evaluated tripper means in `state` after a success or failure. */
+static FgStateId
+decide(FgStateId state, int success, int tripped)
+{
+    if (state == FG_CLOSED) {
+        return tripped ? FG_OPEN : FG_NO_TRANSITION;
+    }
+    if (state == FG_HALF_OPEN) {
+        if (success) {
+            return tripped ? FG_NO_TRANSITION : FG_CLOSED;
+        }
+        return tripped ? FG_OPEN : FG_NO_TRANSITION;
+    }
+    return FG_NO_TRANSITION;
+}
+
+/* The part of recording that must be atomic: the period check, the window,
+ * the streak, and (for a native tripper) the verdict. *evaluate_later is set
+ * when a tripper with Python nodes must still be evaluated outside. */
+static int
+record_locked(FgBreaker *cb, uint64_t period, int success, double duration,
+              const double *slow_at, Py_ssize_t n_slow, double timestamp,
+              FgStateId *target, FgTripInput *later)
+{
+    if (cb->period != period || cb->state == FG_DISABLED) {
+        return 0;
+    }
+    if (cb->native_window
+        && fg_window_add(cb->window, success, duration, slow_at, n_slow,
+                         timestamp) < 0) {
+        return -1;
+    }
+    cb->consecutive_failures = success ? 0 : cb->consecutive_failures + 1;
+    if (cb->state != FG_CLOSED && cb->state != FG_HALF_OPEN) {
+        return 0;
+    }
+    FgTripInput in = {.state = cb->state,
+                      .consecutive_failures = cb->consecutive_failures};
+    if (cb->native_window && cb->native_tripper) {
+        in.window = cb->window;
+        int tripped = fg_tripper_check(cb->st, cb->tripper, &in);
+        fg_trip_input_release(&in);
+        if (tripped < 0) {
+            return -1;
+        }
+        *target = decide(cb->state, success, tripped);
+        return 0;
+    }
+    *later = in;
+    return 1;
+}
+
+/* Evaluate a tripper with Python nodes on a snapshot of the metric. */
+static int
+evaluate_outside(FgBreaker *cb, FgTripInput *in, int success, FgStateId *target)
+{
+    FgState *st = cb->st;
+    PyObject *metric;
+    if (cb->native_window) {
+        Py_BEGIN_CRITICAL_SECTION(cb->window);
+        metric = fg_window_metric(st, cb->window);
+        Py_END_CRITICAL_SECTION();
+    }
+    else {
+        metric = PyObject_CallMethodNoArgs(cb->window, st->s_get_metric);
+        if (metric != NULL && !fg_metric_check(st, metric)) {
+            PyErr_Format(PyExc_TypeError,
+                         "window.get_metric() must return a Metric, not %.200s",
+                         Py_TYPE(metric)->tp_name);
+            Py_CLEAR(metric);
+        }
+    }
+    if (metric == NULL) {
+        return -1;
+    }
+    in->metric = metric;
+    int tripped = fg_tripper_check(st, cb->tripper, in);
+    fg_trip_input_release(in);
+    Py_DECREF(metric);
+    if (tripped < 0) {
+        return -1;
+    }
+    *target = decide(in->state, success, tripped);
+    return 0;
+}
+
+/* Build the Record a Python window receives. */
+static PyObject *
+make_record(FgState *st, int success, double duration, const double *slow_at,
+            Py_ssize_t n_slow)
+{
+    PyObject *slow = PyTuple_New(n_slow);
+    if (slow == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n_slow; i++) {
+        PyObject *t = PyFloat_FromDouble(slow_at[i]);
+        if (t == NULL) {
+            Py_DECREF(slow);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(slow, i, t);
+    }
+    PyObject *dur = PyFloat_FromDouble(duration);
+    PyObject *kwnames = dur ? Py_BuildValue("(OOO)", st->s_success,
+                                            st->s_duration, st->s_slow_at)
+                            : NULL;
+    PyObject *record = NULL;
+    if (kwnames != NULL) {
+        PyObject *args[] = {success ? Py_True : Py_False, dur, slow};
+        record = PyObject_Vectorcall(st->Record, args, 0, kwnames);
+        Py_DECREF(kwnames);
+    }
+    Py_XDECREF(dur);
+    Py_DECREF(slow);
+    return record;
+}
+
+/* A Python window: build the Record and call window.record() outside the
+ * critical section, then count the streak if the period still holds. */
+static int
+record_in_python_window(FgBreaker *cb, uint64_t period, int success,
+                        double duration, const double *slow_at,
+                        Py_ssize_t n_slow, FgStateId *state_out, int *current)
+{
+    PyObject *record = make_record(cb->st, success, duration, slow_at, n_slow);
+    if (record == NULL) {
+        return -1;
+    }
+    int same;
+    Py_BEGIN_CRITICAL_SECTION(cb);
+    same = cb->period == period && cb->state != FG_DISABLED;
+    Py_END_CRITICAL_SECTION();
+    PyObject *r = NULL;
+    if (same) {
+        r = PyObject_CallMethodOneArg(cb->window, cb->st->s_record, record);
+    }
+    Py_DECREF(record);
+    if (!same) {
+        *current = 0;
+        return 0;
+    }
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 1;
+}
+
+/* Apply one outcome of a call admitted in `period`: record it, evaluate the
+ * tripper, transition. An outcome from an earlier period is discarded. */
+int
+fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
+{
+    FgState *st = cb->st;
+    double slow_buffer[8];
+    double *slow_at = slow_buffer;
+    Py_ssize_t n_slow = 0;
+    if (success && cb->n_slow_thresholds > 0) {
+        if (cb->n_slow_thresholds > 8) {
+            slow_at = PyMem_Malloc(sizeof(double) * (size_t)cb->n_slow_thresholds);
+            if (slow_at == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+        }
+        for (Py_ssize_t i = 0; i < cb->n_slow_thresholds; i++) {
+            if (duration >= cb->slow_thresholds[i]) {
+                slow_at[n_slow++] = cb->slow_thresholds[i];
+            }
+        }
+    }
+    double timestamp = 0.0;
+    int rc = 0;
+    if (cb->timed_window) {
+        rc = fg_wall_time(st, &timestamp);
+    }
+    if (rc == 0 && !cb->native_window) {
+        FgStateId unused;
+        int current = 1;
+        rc = record_in_python_window(cb, period, success, duration, slow_at,
+                                     n_slow, &unused, &current);
+        if (rc <= 0) {
+            goto done;
+        }
+    }
+    FgStateId target = FG_NO_TRANSITION;
+    FgTripInput later = {0};
+    if (rc == 0 || rc == 1) {
+        FG_LOCK(cb);
+        rc = record_locked(cb, period, success, duration, slow_at, n_slow,
+                           timestamp, &target, &later);
+        FG_UNLOCK();
+    }
+    if (rc == 1) {
+        rc = evaluate_outside(cb, &later, success, &target);
+    }
+    if (rc == 0 && target != FG_NO_TRANSITION) {
+        rc = fg_machine_transition(cb, &period, target, NULL) < 0 ? -1 : 0;
+    }
+done:
+    if (slow_at != slow_buffer) {
+        PyMem_Free(slow_at);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- admission -----------------------------------------------------------*/
+
+/* HALF_OPEN admits a call when the permit says so. */
+static int
+admit_half_open(FgBreaker *cb, double changed_at)
+{
+    FgState *st = cb->st;
+    int permitted = fg_permit_check(st, cb->permit, changed_at);
+    if (permitted <= 0) {
+        if (permitted == 0) {
+            PyErr_SetObject(st->CallNotPermittedError, st->msg_half_open);
+        }
+        return -1;
+    }
+    return FG_HALF_OPEN;
+}
+
+int
+fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period)
+{
+    FgState *st = cb->st;
+    for (;;) {
+        FgStateId state;
+        double changed_at;
+        int64_t reopens;
+        FG_LOCK(cb);
+        state = cb->state;
+        *period = cb->period;
+        changed_at = cb->changed_at;
+        reopens = cb->reopens;
+        FG_UNLOCK();
+        if (mode == FG_ADMIT_HOLDING_SLOT && state != FG_HALF_OPEN) {
+            return FG_ADMIT_SLOT; /* give the slot back, then try again */
+        }
+        switch (state) {
+        case FG_CLOSED:
+        case FG_METRICS_ONLY:
+        case FG_DISABLED:
+            return (int)state;
+        case FG_FORCED_OPEN:
+            PyErr_SetObject(st->CallNotPermittedError, st->msg_forced_open);
+            return -1;
+        case FG_OPEN: {
+            int retry = fg_retry_check(st, cb->retry, changed_at, reopens);
+            if (retry <= 0) {
+                if (retry == 0) {
+                    PyErr_SetObject(st->CallNotPermittedError, st->msg_open);
+                }
+                return -1;
+            }
+            /* This call moves the breaker to HALF_OPEN and belongs to the
+             * new period; if another call got there first, start over. */
+            int moved = fg_machine_transition(cb, period, FG_HALF_OPEN, &changed_at);
+            if (moved < 0) {
+                return -1;
+            }
+            if (moved == 0) {
+                continue;
+            }
+            (*period)++;
+            if (mode == FG_ADMIT_NEEDS_SLOT) {
+                return FG_ADMIT_SLOT;
+            }
+            return admit_half_open(cb, changed_at);
+        }
+        case FG_HALF_OPEN:
+            if (mode == FG_ADMIT_NEEDS_SLOT) {
+                return FG_ADMIT_SLOT;
+            }
+            return admit_half_open(cb, changed_at);
+        default:
+            PyErr_SetString(PyExc_SystemError, "fluxgate: corrupt breaker state");
+            return -1;
+        }
+    }
+}
+
+int
+fg_machine_fail(FgBreaker *cb, uint64_t period, PyObject *error)
+{
+    int tracked = fg_tracker_check(cb->st, cb->tracker, error);
+    if (tracked > 0 && fg_machine_record(cb, period, 0, 0.0) < 0) {
+        tracked = -1;
+    }
+    if (tracked >= 0) {
+        return 0;
+    }
+    /* The component's exception propagates, the call's as its context. */
+    PyObject *raised = PyErr_GetRaisedException();
+    PyObject *context = PyException_GetContext(raised);
+    if (context == NULL && raised != error) {
+        PyException_SetContext(raised, Py_NewRef(error));
+    }
+    Py_XDECREF(context);
+    PyErr_SetRaisedException(raised);
+    return -1;
+}
+
+int
+fg_require_callable(PyObject *obj, const char *name)
+{
+    if (!PyCallable_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be callable, not %.200s", name,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+require_window(FgState *st, PyObject *window)
+{
+    PyObject *names[] = {st->s_record, st->s_get_metric, st->s_reset};
+    for (int i = 0; i < 3; i++) {
+        PyObject *method;
+        if (PyObject_GetOptionalAttr(window, names[i], &method) < 0) {
+            return -1;
+        }
+        int ok = method != NULL && PyCallable_Check(method);
+        Py_XDECREF(method);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError,
+                         "window must be a Window (with record, get_metric and "
+                         "reset methods), not %.200s",
+                         Py_TYPE(window)->tp_name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+make_listeners(PyObject *iterable)
+{
+    PyObject *listeners = PySequence_Tuple(iterable);
+    if (listeners == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Format(PyExc_TypeError,
+                         "listeners must be an iterable of callables, not %.200s",
+                         Py_TYPE(iterable)->tp_name);
+        }
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(listeners); i++) {
+        PyObject *listener = PyTuple_GET_ITEM(listeners, i);
+        if (!PyCallable_Check(listener)) {
+            PyErr_Format(PyExc_TypeError,
+                         "listeners[%zd] must be callable, not %.200s", i,
+                         Py_TYPE(listener)->tp_name);
+            Py_DECREF(listeners);
+            return NULL;
+        }
+    }
+    return listeners;
+}
+
+/* The stateless default components, created once per module. */
+static int
+ensure_defaults(FgState *st)
+{
+    if (st->default_permit != NULL) {
+        return 0;
+    }
+    if (st->Signal == NULL) {
+        /* The value classes arrive when the Python layer is imported. */
+        PyObject *values = PyImport_ImportModule("fluxgate._values");
+        if (values == NULL) {
+            return -1;
+        }
+        Py_DECREF(values);
+    }
+    PyObject *min_requests = PyObject_CallFunction(st->MinRequests_Type, "i", 100);
+    PyObject *failure_rate =
+        min_requests ? PyObject_CallFunction(st->FailureRate_Type, "d", 0.5) : NULL;
+    PyObject *tripper =
+        failure_rate ? PyNumber_And(min_requests, failure_rate) : NULL;
+    Py_XDECREF(min_requests);
+    Py_XDECREF(failure_rate);
+    if (tripper == NULL) {
+        return -1;
+    }
+    PyObject *tracker = PyObject_CallNoArgs(st->TrackerAll_Type);
+    PyObject *retry =
+        tracker ? PyObject_CallFunction(st->Cooldown_Type, "d", 60.0) : NULL;
+    PyObject *permit =
+        retry ? PyObject_CallFunction(st->RampUp_Type, "ddd", 0.1, 1.0, 60.0)
+              : NULL;
+    if (permit == NULL) {
+        Py_DECREF(tripper);
+        Py_XDECREF(tracker);
+        Py_XDECREF(retry);
+        return -1;
+    }
+    st->default_tripper = tripper;
+    st->default_tracker = tracker;
+    st->default_retry = retry;
+    st->default_permit = permit;
+    return 0;
+}
+
+int
+fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
+              PyObject *tripper, PyObject *retry, PyObject *permit,
+              PyObject *listeners)
+{
+    FgState *st = cb->st;
+    if (ensure_defaults(st) < 0) {
+        return -1;
+    }
+    if (window == Py_None) {
+        cb->window = PyObject_CallFunction(st->CountWindow_Type, "i", 100);
+        if (cb->window == NULL) {
+            return -1;
+        }
+    }
+    else if (require_window(st, window) < 0) {
+        return -1;
+    }
+    else {
+        cb->window = Py_NewRef(window);
+    }
+    PyObject *given[] = {tracker, tripper, retry, permit};
+    PyObject *defaults[] = {st->default_tracker, st->default_tripper,
+                            st->default_retry, st->default_permit};
+    PyObject **fields[] = {&cb->tracker, &cb->tripper, &cb->retry, &cb->permit};
+    const char *names[] = {"tracker", "tripper", "retry", "permit"};
+    for (int i = 0; i < 4; i++) {
+        if (given[i] != Py_None && fg_require_callable(given[i], names[i]) < 0) {
+            return -1;
+        }
+        *fields[i] = Py_NewRef(given[i] == Py_None ? defaults[i] : given[i]);
+    }
+    if ((cb->listeners = make_listeners(listeners)) == NULL) {
+        return -1;
+    }
+    if (fg_tripper_collect_thresholds(st, cb->tripper, &cb->slow_thresholds,
+                                      &cb->n_slow_thresholds) < 0) {
+        return -1;
+    }
+    cb->native_window = (char)fg_window_is_native(st, cb->window);
+    cb->timed_window =
+        (char)(cb->native_window && fg_window_needs_timestamp(st, cb->window));
+    cb->native_tripper = (char)fg_tripper_is_native(st, cb->tripper);
+    cb->state = FG_CLOSED;
+    return fg_wall_time(st, &cb->changed_at);
+}
+
+int
+fg_machine_traverse(FgBreaker *cb, visitproc visit, void *arg)
+{
+    Py_VISIT(cb->window);
+    Py_VISIT(cb->tracker);
+    Py_VISIT(cb->tripper);
+    Py_VISIT(cb->retry);
+    Py_VISIT(cb->permit);
+    Py_VISIT(cb->listeners);
+    return 0;
+}
+
+int
+fg_machine_clear(FgBreaker *cb)
+{
+    Py_CLEAR(cb->window);
+    Py_CLEAR(cb->tracker);
+    Py_CLEAR(cb->tripper);
+    Py_CLEAR(cb->retry);
+    Py_CLEAR(cb->permit);
+    Py_CLEAR(cb->listeners);
+    return 0;
+}
+
+void
+fg_machine_free(FgBreaker *cb)
+{
+    if (cb->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)cb);
+    }
+    (void)fg_machine_clear(cb);
+    PyMem_Free(cb->slow_thresholds);
+    cb->slow_thresholds = NULL;
+    PyMem_Free(cb->pending);
+    cb->pending = NULL;
+}
+
+PyObject *
+fg_machine_info(FgBreaker *cb)
+{
+    FgState *st = cb->st;
+    FgStateId state;
+    double changed_at;
+    int64_t reopens;
+    PyObject *metrics = NULL;
+    FG_LOCK(cb);
+    state = cb->state;
+    changed_at = cb->changed_at;
+    reopens = cb->reopens;
+    if (cb->native_window) {
+        metrics = fg_window_metric(st, cb->window);
+    }
+    FG_UNLOCK();
+    if (!cb->native_window) {
+        metrics = PyObject_CallMethodNoArgs(cb->window, st->s_get_metric);
+    }
+    if (metrics == NULL) {
+        return NULL;
+    }
+    PyObject *info = PyObject_CallFunction(st->CircuitBreakerInfo, "OdLO",
+                                           st->state_names[state], changed_at,
+                                           (long long)reopens, metrics);
+    Py_DECREF(metrics);
+    return info;
+}
+
+PyObject *
+fg_machine_take_signals(FgBreaker *cb)
+{
+    PyObject *signals = PyList_New(0);
+    while (signals != NULL) {
+        FgPendingSignal next;
+        int have;
+        Py_BEGIN_CRITICAL_SECTION(cb);
+        have = pending_pop(cb, &next);
+        Py_END_CRITICAL_SECTION();
+        if (!have) {
+            break;
+        }
+        PyObject *signal = make_signal(cb->st, &next);
+        if (signal == NULL || PyList_Append(signals, signal) < 0) {
+            Py_XDECREF(signal);
+            Py_CLEAR(signals);
+            break;
+        }
+        Py_DECREF(signal);
+    }
+    return signals;
+}
