@@ -22,6 +22,7 @@ from fluxgate import _values
 from fluxgate._fluxgate import _AsyncCore
 from fluxgate._reporting import report_listener_error
 from fluxgate._values import CircuitBreakerInfo
+from fluxgate.state import State
 
 __all__ = ["AsyncCircuitBreaker"]
 
@@ -67,7 +68,7 @@ class _HalfOpenSlots:
 
 def _require_awaitable(result: object, func: object) -> Awaitable[Any]:
     if type(result) is _CoroutineType or inspect.isawaitable(result):
-        return result  # type: ignore[return-value]
+        return result
     raise TypeError(
         f"the protected function {func!r} returned {type(result).__name__!r}, "
         "not an awaitable; AsyncCircuitBreaker protects async functions "
@@ -118,7 +119,8 @@ class AsyncCircuitBreaker:
         self, func: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any
     ) -> R:
         """Await ``func(*args, **kwargs)`` under the breaker's protection."""
-        return await self._protected(func, args, kwargs)
+        result: R = await self._protected(func, args, kwargs)
+        return result
 
     async def call_with_fallback(
         self,
@@ -131,9 +133,10 @@ class AsyncCircuitBreaker:
         """As ``call``; any Exception, a refused call included, goes to
         ``fallback``, whose return value is returned instead."""
         try:
-            return await self._protected(func, args, kwargs)
+            result: R = await self._protected(func, args, kwargs)
         except Exception as error:
             return fallback(error)
+        return result
 
     @overload
     def __call__(
@@ -257,7 +260,7 @@ class AsyncCircuitBreaker:
         """Move to FORCED_OPEN: every call is refused."""
         await self._command("forced_open")
 
-    async def _command(self, state: str) -> None:
+    async def _command(self, state: State) -> None:
         if self._core.command(state):
             await self._notify()
 
