@@ -1,0 +1,18 @@
+"""Fixtures for the listener tests."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from .slack_server import FakeSlack, running_fake_slack
+
+
+@pytest.fixture
+def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
+    """A Slack-compatible server on 127.0.0.1 for the duration of one test."""
+    # Requests to the local server must not be sent through a proxy.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    with running_fake_slack() as fake:
+        yield fake
