@@ -393,6 +393,22 @@ merge_slow_counts(PyObject *a, PyObject *b, int subtract)
     return result;
 }
 
+/* a + b or a - b on a counter; OverflowError naming `what` rather than
+ * wrapping around (signed overflow is undefined behaviour in C). */
+static int
+combine_count(int64_t a, int64_t b, int subtract, const char *what,
+              int64_t *out)
+{
+    int overflow = subtract ? (b < 0 ? a > INT64_MAX + b : a < INT64_MIN + b)
+                            : (b > 0 ? a > INT64_MAX - b : a < INT64_MIN - b);
+    if (overflow) {
+        PyErr_Format(PyExc_OverflowError, "%s is out of range", what);
+        return -1;
+    }
+    *out = subtract ? a - b : a + b;
+    return 0;
+}
+
 static PyObject *
 metric_combine(PyObject *left, PyObject *right, int subtract)
 {
@@ -408,18 +424,20 @@ metric_combine(PyObject *left, PyObject *right, int subtract)
         Py_RETURN_NOTIMPLEMENTED;
     }
     FgMetric *a = (FgMetric *)left, *b = (FgMetric *)right;
+    int64_t count, failures;
+    if (combine_count(a->total_count, b->total_count, subtract, "total_count",
+                      &count) < 0
+        || combine_count(a->failure_count, b->failure_count, subtract,
+                         "failure_count", &failures) < 0) {
+        return NULL;
+    }
     PyObject *slow = merge_slow_counts(a->slow_counts, b->slow_counts, subtract);
     if (slow == NULL) {
         return NULL;
     }
-    if (subtract) {
-        return fg_metric_new(st, a->total_count - b->total_count,
-                             a->total_duration - b->total_duration,
-                             a->failure_count - b->failure_count, slow);
-    }
-    return fg_metric_new(st, a->total_count + b->total_count,
-                         a->total_duration + b->total_duration,
-                         a->failure_count + b->failure_count, slow);
+    double duration = subtract ? a->total_duration - b->total_duration
+                               : a->total_duration + b->total_duration;
+    return fg_metric_new(st, count, duration, failures, slow);
 }
 
 static PyObject *
