@@ -1,0 +1,229 @@
+"""CircuitBreaker under threads (SPEC.md section 12, DESIGN.md D7): no outcome
+lost or counted twice, protected calls run in parallel, and listeners see
+each transition exactly once, in order, even while other threads command."""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from fluxgate import CallNotPermittedError, CircuitBreaker, permits
+from fluxgate.retries import Always
+from fluxgate.signal import Signal
+from fluxgate.trippers import CallContext, FailureStreak, MinRequests
+from fluxgate.windows import CountWindow
+
+THREADS = 8
+CALLS = 20_000
+
+
+class Boom(Exception):
+    """What the protected function raises."""
+
+
+def ok() -> int:
+    return 1
+
+
+def boom() -> None:
+    raise Boom("boom")
+
+
+@pytest.fixture(autouse=True)
+def frequent_switches() -> Iterator[None]:
+    """Switch threads far more often than usual, to interleave them more."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def run_threads(targets: list[Callable[[], object]], timeout: float = 120) -> None:
+    """Run each target in its own thread, all released at once; re-raise the
+    first exception any of them raised."""
+    start = threading.Barrier(len(targets))
+    errors: list[BaseException] = []
+
+    def run(target: Callable[[], object]) -> None:
+        try:
+            start.wait()
+            target()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "threads did not finish"
+    if errors:
+        raise errors[0]
+
+
+def assert_chain(signals: list[Signal], cb: CircuitBreaker) -> None:
+    """Each signal starts where the previous one ended, the first where the
+    breaker started and the last where it is now."""
+    assert signals, "no transition happened"
+    assert signals[0].old_state == "closed"
+    for previous, current in zip(signals, signals[1:]):
+        assert current.old_state == previous.new_state, (previous, current)
+    assert signals[-1].new_state == cb.info().state
+
+
+# ---- exact counts ----------------------------------------------------------------
+
+
+def never_trips_python(ctx: CallContext) -> bool:
+    return False
+
+
+BREAKERS: dict[str, Callable[[], CircuitBreaker]] = {
+    "native": lambda: CircuitBreaker(
+        window=CountWindow(THREADS * CALLS), tripper=MinRequests(10 * THREADS * CALLS)
+    ),
+    "python-tripper": lambda: CircuitBreaker(
+        window=CountWindow(THREADS * CALLS), tripper=never_trips_python
+    ),
+    "metrics-only": lambda: CircuitBreaker(
+        window=CountWindow(THREADS * CALLS), tripper=MinRequests(1)
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", BREAKERS)
+def test_mixed_calls_give_exact_counts(kind: str) -> None:
+    cb = BREAKERS[kind]()
+    if kind == "metrics-only":
+        cb.metrics_only()
+    protected_ok = cb(ok)
+    protected_boom = cb(boom)
+
+    def worker(index: int) -> None:
+        decorated = index % 2 == 1
+        for i in range(CALLS):
+            if i % 3 == 0:
+                try:
+                    protected_boom() if decorated else cb.call(boom)
+                except Boom:
+                    pass
+            else:
+                assert (protected_ok() if decorated else cb.call(ok)) == 1
+
+    run_threads([lambda index=index: worker(index) for index in range(THREADS)])
+    failures_per_thread = len(range(0, CALLS, 3))
+    metrics = cb.info().metrics
+    assert metrics.total_count == THREADS * CALLS
+    assert metrics.failure_count == THREADS * failures_per_thread
+    assert cb.info().state == ("metrics_only" if kind == "metrics-only" else "closed")
+
+
+# ---- parallelism ---------------------------------------------------------------
+
+
+def test_protected_calls_run_in_parallel() -> None:
+    cb = CircuitBreaker()
+    protected = cb(time.sleep)
+    started = time.perf_counter()
+    run_threads([lambda: protected(0.1) for _ in range(THREADS)])
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.5, f"{THREADS} calls of 0.1 s took {elapsed:.3f} s"
+    assert cb.info().metrics.total_count == THREADS
+
+
+def test_no_lock_is_held_while_the_function_runs() -> None:
+    """Every thread must be inside the protected function at the same time
+    for the barrier to open."""
+    cb = CircuitBreaker()
+    inside = threading.Barrier(THREADS, timeout=30)
+    protected = cb(inside.wait)
+    run_threads([protected for _ in range(THREADS)])
+    assert cb.info().metrics.total_count == THREADS
+
+
+# ---- signals under concurrent transitions --------------------------------------
+
+
+def caller(cb: CircuitBreaker, seed: int, calls: int) -> Callable[[], None]:
+    def run() -> None:
+        rng = random.Random(seed)
+        for _ in range(calls):
+            try:
+                cb.call(boom if rng.random() < 0.5 else ok)
+            except (Boom, CallNotPermittedError):
+                pass
+
+    return run
+
+
+def commander(cb: CircuitBreaker, seed: int, commands: int) -> Callable[[], None]:
+    def run() -> None:
+        rng = random.Random(seed)
+        choices = [cb.reset, cb.disable, cb.metrics_only, cb.force_open]
+        for _ in range(commands):
+            rng.choice(choices)()
+            time.sleep(0)
+
+    return run
+
+
+TRIPPERS: dict[str, Callable[[], Any]] = {
+    "native": lambda: FailureStreak(2),
+    "python": lambda: lambda ctx: ctx.consecutive_failures >= 2,
+}
+
+
+@pytest.mark.parametrize("tripper", TRIPPERS)
+def test_signals_form_a_chain_while_threads_command(tripper: str) -> None:
+    first: list[Signal] = []
+    second: list[Signal] = []
+
+    def yielding(signal: Signal) -> None:
+        second.append(signal)
+        time.sleep(0)  # let other threads transition meanwhile
+
+    cb = CircuitBreaker(
+        window=CountWindow(10),
+        tripper=TRIPPERS[tripper](),
+        retry=Always(),
+        permit=permits.All(),
+        listeners=[first.append, yielding],
+    )
+    run_threads(
+        [caller(cb, seed, 5_000) for seed in range(6)]
+        + [commander(cb, 100 + seed, 300) for seed in range(2)]
+    )
+    assert_chain(first, cb)
+    assert second == first
+    automatic = {(s.old_state, s.new_state) for s in first}
+    assert ("closed", "open") in automatic
+    assert ("open", "half_open") in automatic
+
+
+def test_listeners_calling_back_under_threads() -> None:
+    signals: list[Signal] = []
+
+    def listener(signal: Signal) -> None:
+        signals.append(signal)
+        cb.info()
+        if signal.new_state == "open":
+            cb.reset()
+
+    cb = CircuitBreaker(
+        window=CountWindow(10),
+        tripper=FailureStreak(1),
+        retry=Always(),
+        permit=permits.All(),
+        listeners=[listener],
+    )
+    run_threads([caller(cb, seed, 2_000) for seed in range(THREADS)])
+    assert_chain(signals, cb)
+    assert ("open", "closed") in {(s.old_state, s.new_state) for s in signals}
