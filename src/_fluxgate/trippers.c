@@ -1,7 +1,1041 @@
-#include "fluxgate.h"
+/* Trippers: the conditions under which the breaker opens (SPEC.md section 5).
+ *
+ * Seven leaf types share one layout (a kind and its parameters) and two
+ * composites (_And, _Or) hold their operands. One evaluator serves both
+ * callers: a Python caller hands in a ctx object whose attributes are read
+ * as each leaf needs them, and the breaker hands in an FgTripInput whose
+ * numbers are read in place (components.h). A node that is not a built-in,
+ * or overrides __call__, is called through Python with a CallContext. */
+#include "components.h"
+#include "metric.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <structmember.h>
+
+typedef enum {
+    K_CLOSED,
+    K_HALF_OPENED,
+    K_MIN_REQUESTS,
+    K_FAILURE_RATE,
+    K_AVG_LATENCY,
+    K_SLOW_RATE,
+    K_FAILURE_STREAK,
+    K_AND,
+    K_OR,
+    K_COUNT
+} Kind;
+
+typedef struct {
+    PyObject_HEAD
+    Kind kind;
+} Node;
+
+typedef struct {
+    PyObject_HEAD
+    Kind kind;
+    int64_t count;
+    double ratio;
+    double threshold;
+} Leaf;
+
+typedef struct {
+    PyObject_HEAD
+    Kind kind;
+    PyObject *left;
+    PyObject *right;
+} Composite;
+
+/* The built-in type of each kind, indexed by Kind. */
+static void
+builtin_types(FgState *st, PyObject *types[K_COUNT])
+{
+    types[K_CLOSED] = st->Closed_Type;
+    types[K_HALF_OPENED] = st->HalfOpened_Type;
+    types[K_MIN_REQUESTS] = st->MinRequests_Type;
+    types[K_FAILURE_RATE] = st->FailureRate_Type;
+    types[K_AVG_LATENCY] = st->AvgLatency_Type;
+    types[K_SLOW_RATE] = st->SlowRate_Type;
+    types[K_FAILURE_STREAK] = st->FailureStreak_Type;
+    types[K_AND] = st->TripperAnd_Type;
+    types[K_OR] = st->TripperOr_Type;
+}
+
+/* 1 when `node` is a built-in, or a subclass of one keeping its __call__:
+ * its kind field then says how to evaluate it without Python. */
+static int
+is_native_node(FgState *st, PyObject *node)
+{
+    PyObject *types[K_COUNT];
+    builtin_types(st, types);
+    PyTypeObject *type = Py_TYPE(node);
+    for (int k = 0; k < K_COUNT; k++) {
+        if (type == (PyTypeObject *)types[k]) {
+            return 1;
+        }
+    }
+    for (int k = 0; k < K_COUNT; k++) {
+        if (types[k] != NULL && PyType_IsSubtype(type, (PyTypeObject *)types[k])) {
+            return fg_inherits_method(type, (PyTypeObject *)types[k], st->s_call);
+        }
+    }
+    return 0;
+}
+
+static int
+is_composite(FgState *st, PyObject *node)
+{
+    PyObject *type = (PyObject *)Py_TYPE(node);
+    return type == st->TripperAnd_Type || type == st->TripperOr_Type;
+}
+
+/* Whether iter(obj) can succeed, decided without calling it (so that an
+ * error raised by a user's __iter__ is not mistaken for "not iterable"). */
+static int
+is_iterable(PyObject *obj)
+{
+    return Py_TYPE(obj)->tp_iter != NULL || PySequence_Check(obj);
+}
+
+/* ---- evaluation ----------------------------------------------------------*/
+
+typedef struct {
+    FgState *st;
+    FgTripInput *in; /* the breaker's input, or NULL for a Python caller */
+    PyObject *ctx;   /* the Python caller's ctx when `in` is NULL */
+} Eval;
+
+/* The CallContext handed to Python nodes, built once per input. Borrowed. */
+static PyObject *
+trip_context(FgState *st, FgTripInput *in)
+{
+    if (in->context != NULL) {
+        return in->context;
+    }
+    if (st->CallContext == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "fluxgate._values is not imported");
+        return NULL;
+    }
+    PyObject *metric = in->window != NULL ? fg_window_metric(st, in->window)
+                                          : Py_XNewRef(in->metric);
+    if (metric == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_SystemError, "tripper input without a metric");
+        }
+        return NULL;
+    }
+    PyObject *streak = PyLong_FromLongLong(in->consecutive_failures);
+    PyObject *kwnames = PyTuple_Pack(3, st->s_metric, st->s_state,
+                                     st->s_consecutive_failures);
+    if (streak != NULL && kwnames != NULL) {
+        PyObject *args[3] = {metric, st->state_names[in->state], streak};
+        in->context = PyObject_Vectorcall(st->CallContext, args, 0, kwnames);
+    }
+    Py_DECREF(metric);
+    Py_XDECREF(streak);
+    Py_XDECREF(kwnames);
+    return in->context;
+}
+
+static int
+python_check(Eval *e, PyObject *node)
+{
+    PyObject *ctx = e->in != NULL ? trip_context(e->st, e->in) : e->ctx;
+    if (ctx == NULL) {
+        return -1;
+    }
+    PyObject *result = PyObject_CallOneArg(node, ctx);
+    if (result == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return truth;
+}
+
+static int
+state_is(Eval *e, FgStateId id)
+{
+    if (e->in != NULL) {
+        return e->in->state == id;
+    }
+    PyObject *state = PyObject_GetAttr(e->ctx, e->st->s_state);
+    if (state == NULL) {
+        return -1;
+    }
+    int equal = PyObject_RichCompareBool(state, e->st->state_names[id], Py_EQ);
+    Py_DECREF(state);
+    return equal;
+}
+
+static int
+streak_reached(Eval *e, int64_t count)
+{
+    if (e->in != NULL) {
+        return e->in->consecutive_failures >= count;
+    }
+    PyObject *streak = PyObject_GetAttr(e->ctx, e->st->s_consecutive_failures);
+    if (streak == NULL) {
+        return -1;
+    }
+    PyObject *limit = PyLong_FromLongLong(count);
+    int reached = limit ? PyObject_RichCompareBool(streak, limit, Py_GE) : -1;
+    Py_DECREF(streak);
+    Py_XDECREF(limit);
+    return reached;
+}
+
+/* The totals a leaf decides on and, for SlowRate, its slow count. */
+static int
+read_counts(Eval *e, Leaf *leaf, FgTotals *totals, int64_t *slow)
+{
+    if (e->in != NULL && e->in->window != NULL) {
+        fg_window_totals(e->in->window, totals);
+        if (leaf->kind == K_SLOW_RATE) {
+            *slow = fg_window_slow_count(e->in->window, leaf->threshold);
+        }
+        return 0;
+    }
+    PyObject *metric = e->in != NULL ? Py_XNewRef(e->in->metric)
+                                     : PyObject_GetAttr(e->ctx, e->st->s_metric);
+    if (metric == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_SystemError, "tripper input without a metric");
+        }
+        return -1;
+    }
+    int rc = 0;
+    if (!fg_metric_check(e->st, metric)) {
+        PyErr_Format(PyExc_TypeError, "ctx.metric must be a Metric, not %.200s",
+                     Py_TYPE(metric)->tp_name);
+        rc = -1;
+    }
+    else {
+        FgMetric *m = (FgMetric *)metric;
+        totals->total_count = m->total_count;
+        totals->failure_count = m->failure_count;
+        totals->total_duration = m->total_duration;
+        if (leaf->kind == K_SLOW_RATE) {
+            rc = fg_metric_slow_count(m, leaf->threshold, slow);
+        }
+    }
+    Py_DECREF(metric);
+    return rc;
+}
+
+static int
+leaf_check(Eval *e, Leaf *leaf)
+{
+    switch (leaf->kind) {
+    case K_CLOSED:
+        return state_is(e, FG_CLOSED);
+    case K_HALF_OPENED:
+        return state_is(e, FG_HALF_OPEN);
+    case K_FAILURE_STREAK:
+        return streak_reached(e, leaf->count);
+    default:
+        break;
+    }
+    FgTotals totals;
+    int64_t slow = 0;
+    if (read_counts(e, leaf, &totals, &slow) < 0) {
+        return -1;
+    }
+    if (leaf->kind == K_MIN_REQUESTS) {
+        return totals.total_count >= leaf->count;
+    }
+    if (totals.total_count == 0) {
+        return 0;
+    }
+    /* As Python's true division: the counts convert to double exactly. */
+    double calls = (double)totals.total_count;
+    switch (leaf->kind) {
+    case K_FAILURE_RATE:
+        return (double)totals.failure_count / calls >= leaf->ratio;
+    case K_AVG_LATENCY:
+        return totals.total_duration / calls >= leaf->threshold;
+    default:
+        return (double)slow / calls >= leaf->ratio;
+    }
+}
+
+static int node_check(Eval *e, PyObject *node);
+
+/* Evaluates `self` by its built-in semantics, whatever its type overrides. */
+static int
+builtin_check(Eval *e, PyObject *self)
+{
+    Kind kind = ((Node *)self)->kind;
+    if (kind != K_AND && kind != K_OR) {
+        return leaf_check(e, (Leaf *)self);
+    }
+    if (Py_EnterRecursiveCall(" while evaluating a tripper")) {
+        return -1;
+    }
+    Composite *c = (Composite *)self;
+    int result = node_check(e, c->left);
+    /* Short-circuit: the right operand decides only when the left did not. */
+    if (result >= 0 && result == (kind == K_AND)) {
+        result = node_check(e, c->right);
+    }
+    Py_LeaveRecursiveCall();
+    return result;
+}
+
+static int
+node_check(Eval *e, PyObject *node)
+{
+    if (is_native_node(e->st, node)) {
+        return builtin_check(e, node);
+    }
+    return python_check(e, node);
+}
+
+/* ---- the interface the breaker uses (components.h) -----------------------*/
+
+int
+fg_tripper_check(FgState *st, PyObject *tripper, FgTripInput *in)
+{
+    Eval e = {st, in, NULL};
+    return node_check(&e, tripper);
+}
+
+void
+fg_trip_input_release(FgTripInput *in)
+{
+    Py_CLEAR(in->context);
+}
+
+int
+fg_tripper_is_native(FgState *st, PyObject *tripper)
+{
+    if (!is_native_node(st, tripper)) {
+        return 0;
+    }
+    Kind kind = ((Node *)tripper)->kind;
+    if (kind != K_AND && kind != K_OR) {
+        return 1;
+    }
+    if (Py_EnterRecursiveCall("")) {
+        /* Too deep to vouch for: evaluating it reports the error. */
+        PyErr_Clear();
+        return 0;
+    }
+    Composite *c = (Composite *)tripper;
+    int native = fg_tripper_is_native(st, c->left)
+                 && fg_tripper_is_native(st, c->right);
+    Py_LeaveRecursiveCall();
+    return native;
+}
+
+int
+fg_tripper_collect_thresholds(FgState *st, PyObject *tripper,
+                              double **thresholds, Py_ssize_t *n)
+{
+    *thresholds = NULL;
+    *n = 0;
+    if (!is_iterable(tripper)) {
+        return 0;
+    }
+    PyObject *iter = PyObject_GetIter(tripper);
+    if (iter == NULL) {
+        return -1;
+    }
+    double *found = NULL;
+    Py_ssize_t count = 0;
+    PyObject *leaf;
+    while ((leaf = PyIter_Next(iter)) != NULL) {
+        int keep = PyObject_TypeCheck(leaf, (PyTypeObject *)st->SlowRate_Type);
+        double threshold = keep ? ((Leaf *)leaf)->threshold : 0.0;
+        Py_DECREF(leaf);
+        for (Py_ssize_t i = 0; keep && i < count; i++) {
+            keep = found[i] != threshold;
+        }
+        if (keep) {
+            double *grown = PyMem_Realloc(found, (size_t)(count + 1) * sizeof(double));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                break;
+            }
+            found = grown;
+            found[count++] = threshold;
+        }
+    }
+    Py_DECREF(iter);
+    if (PyErr_Occurred()) {
+        PyMem_Free(found);
+        return -1;
+    }
+    *thresholds = found;
+    *n = count;
+    return 0;
+}
+
+/* ---- Python-facing behaviour shared by every tripper ---------------------*/
+
+PyDoc_STRVAR(call_doc,
+"__call__($self, /, ctx)\n"
+"--\n\n"
+"True when the breaker should open (or stay open) given `ctx`.");
+
+static PyObject *
+tripper_call(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"ctx", NULL};
+    PyObject *ctx;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:__call__", kwlist, &ctx)) {
+        return NULL;
+    }
+    FgState *st = fg_state_from_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    Eval e = {st, NULL, ctx};
+    int result = builtin_check(&e, self);
+    return result < 0 ? NULL : PyBool_FromLong(result);
+}
+
+static PyObject *
+make_composite(PyTypeObject *type, Kind kind, PyObject *left, PyObject *right)
+{
+    Composite *c = (Composite *)type->tp_alloc(type, 0);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->kind = kind;
+    c->left = Py_NewRef(left);
+    c->right = Py_NewRef(right);
+    return (PyObject *)c;
+}
+
+/* a & b and a | b, with either operand a tripper of ours. */
+static PyObject *
+combine(PyObject *a, PyObject *b, Kind kind)
+{
+    if (!PyCallable_Check(a) || !PyCallable_Check(b)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    FgState *st = fg_state_from_type(Py_TYPE(a));
+    if (st == NULL) {
+        PyErr_Clear();
+        if ((st = fg_state_from_type(Py_TYPE(b))) == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *type = kind == K_AND ? st->TripperAnd_Type : st->TripperOr_Type;
+    return make_composite((PyTypeObject *)type, kind, a, b);
+}
+
+static PyObject *
+tripper_and(PyObject *a, PyObject *b)
+{
+    return combine(a, b, K_AND);
+}
+
+static PyObject *
+tripper_or(PyObject *a, PyObject *b)
+{
+    return combine(a, b, K_OR);
+}
+
+/* ---- leaves --------------------------------------------------------------*/
+
+static PyObject *
+new_leaf(PyTypeObject *type, Kind kind, int64_t count, double ratio,
+         double threshold)
+{
+    Leaf *leaf = (Leaf *)type->tp_alloc(type, 0);
+    if (leaf == NULL) {
+        return NULL;
+    }
+    leaf->kind = kind;
+    leaf->count = count;
+    leaf->ratio = ratio;
+    leaf->threshold = threshold;
+    return (PyObject *)leaf;
+}
+
+static void
+leaf_dealloc(PyObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+/* A leaf yields itself. */
+static PyObject *
+leaf_iter(PyObject *self)
+{
+    PyObject *one = PyTuple_Pack(1, self);
+    if (one == NULL) {
+        return NULL;
+    }
+    PyObject *iter = PyObject_GetIter(one);
+    Py_DECREF(one);
+    return iter;
+}
+
+static PyObject *
+leaf_repr(Leaf *self)
+{
+    /* Every tripper type, built-in or Python subclass, is a heap type. */
+    PyObject *name = ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname;
+    PyObject *ratio, *threshold, *repr;
+    switch (self->kind) {
+    case K_MIN_REQUESTS:
+    case K_FAILURE_STREAK:
+        return PyUnicode_FromFormat("%U(%lld)", name, (long long)self->count);
+    case K_FAILURE_RATE:
+        if ((ratio = PyFloat_FromDouble(self->ratio)) == NULL) {
+            return NULL;
+        }
+        repr = PyUnicode_FromFormat("%U(%R)", name, ratio);
+        Py_DECREF(ratio);
+        return repr;
+    case K_AVG_LATENCY:
+        if ((threshold = PyFloat_FromDouble(self->threshold)) == NULL) {
+            return NULL;
+        }
+        repr = PyUnicode_FromFormat("%U(%R)", name, threshold);
+        Py_DECREF(threshold);
+        return repr;
+    case K_SLOW_RATE:
+        ratio = PyFloat_FromDouble(self->ratio);
+        threshold = ratio ? PyFloat_FromDouble(self->threshold) : NULL;
+        repr = threshold ? PyUnicode_FromFormat("%U(%R, threshold=%R)", name,
+                                                ratio, threshold)
+                         : NULL;
+        Py_XDECREF(ratio);
+        Py_XDECREF(threshold);
+        return repr;
+    default:
+        return PyUnicode_FromFormat("%U()", name);
+    }
+}
+
+PyDoc_STRVAR(getnewargs_ex_doc,
+"__getnewargs_ex__($self, /)\n--\n\nArguments that rebuild this tripper.");
+
+static PyObject *
+leaf_getnewargs_ex(Leaf *self, PyObject *unused)
+{
+    switch (self->kind) {
+    case K_MIN_REQUESTS:
+    case K_FAILURE_STREAK:
+        return Py_BuildValue("((L){})", (long long)self->count);
+    case K_FAILURE_RATE:
+        return Py_BuildValue("((d){})", self->ratio);
+    case K_AVG_LATENCY:
+        return Py_BuildValue("((d){})", self->threshold);
+    case K_SLOW_RATE:
+        return Py_BuildValue("((d){sd})", self->ratio, "threshold",
+                             self->threshold);
+    default:
+        return Py_BuildValue("(()())");
+    }
+}
+
+/* ---- argument validation (SPEC.md section 5, in the table's order) -------*/
+
+static int
+is_negative(PyObject *integer)
+{
+    PyObject *zero = PyLong_FromLong(0);
+    int negative = zero ? PyObject_RichCompareBool(integer, zero, Py_LT) : -1;
+    Py_XDECREF(zero);
+    return negative;
+}
+
+/* A count: an integer > 0. One beyond int64 can never be reached by a
+ * counter, so it is kept as the largest int64. */
+static int
+parse_count(PyObject *obj, int64_t *out)
+{
+    if (fg_as_int64(obj, "count", out) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        PyObject *index = PyNumber_Index(obj);
+        if (index == NULL) {
+            return -1;
+        }
+        int negative = is_negative(index);
+        Py_DECREF(index);
+        if (negative < 0) {
+            return -1;
+        }
+        *out = negative ? -1 : INT64_MAX;
+    }
+    if (*out <= 0) {
+        PyErr_SetString(PyExc_ValueError, "Count must be greater than zero");
+        return -1;
+    }
+    return 0;
+}
+
+/* A real number; an integer too large for a double counts as infinite, so
+ * the range checks below still give their messages. */
+static int
+parse_real(PyObject *obj, const char *what, double *out)
+{
+    if (fg_as_double(obj, what, out) == 0) {
+        return 0;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_OverflowError) || !PyLong_Check(obj)) {
+        return -1;
+    }
+    PyErr_Clear();
+    int negative = is_negative(obj);
+    *out = negative ? -HUGE_VAL : HUGE_VAL;
+    return negative < 0 ? -1 : 0;
+}
+
+static int
+parse_ratio(PyObject *obj, double *out)
+{
+    if (parse_real(obj, "ratio", out) < 0) {
+        return -1;
+    }
+    if (!(*out > 0.0 && *out <= 1.0)) {
+        PyErr_SetString(PyExc_ValueError, "Ratio must be between 0 and 1");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+parse_threshold(PyObject *obj, double *out)
+{
+    if (parse_real(obj, "threshold", out) < 0) {
+        return -1;
+    }
+    if (!(*out > 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "Threshold must be greater than 0");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- constructors --------------------------------------------------------*/
+
+static PyObject *
+closed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":Closed", kwlist)) {
+        return NULL;
+    }
+    return new_leaf(type, K_CLOSED, 0, 0.0, 0.0);
+}
+
+static PyObject *
+half_opened_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":HalfOpened", kwlist)) {
+        return NULL;
+    }
+    return new_leaf(type, K_HALF_OPENED, 0, 0.0, 0.0);
+}
+
+static PyObject *
+counting_new(PyTypeObject *type, PyObject *args, PyObject *kwargs, Kind kind,
+             const char *format)
+{
+    static char *kwlist[] = {"count", NULL};
+    PyObject *obj;
+    int64_t count;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, kwlist, &obj)
+        || parse_count(obj, &count) < 0) {
+        return NULL;
+    }
+    return new_leaf(type, kind, count, 0.0, 0.0);
+}
+
+static PyObject *
+min_requests_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return counting_new(type, args, kwargs, K_MIN_REQUESTS, "O:MinRequests");
+}
+
+static PyObject *
+failure_streak_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return counting_new(type, args, kwargs, K_FAILURE_STREAK, "O:FailureStreak");
+}
+
+static PyObject *
+failure_rate_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"ratio", NULL};
+    PyObject *obj;
+    double ratio;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:FailureRate", kwlist, &obj)
+        || parse_ratio(obj, &ratio) < 0) {
+        return NULL;
+    }
+    return new_leaf(type, K_FAILURE_RATE, 0, ratio, 0.0);
+}
+
+static PyObject *
+avg_latency_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"threshold", NULL};
+    PyObject *obj;
+    double threshold;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:AvgLatency", kwlist, &obj)
+        || parse_threshold(obj, &threshold) < 0) {
+        return NULL;
+    }
+    return new_leaf(type, K_AVG_LATENCY, 0, 0.0, threshold);
+}
+
+static PyObject *
+slow_rate_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"ratio", "threshold", NULL};
+    PyObject *ratio_obj, *threshold_obj;
+    double ratio, threshold;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O$O:SlowRate", kwlist,
+                                     &ratio_obj, &threshold_obj)
+        || parse_ratio(ratio_obj, &ratio) < 0
+        || parse_threshold(threshold_obj, &threshold) < 0) {
+        return NULL;
+    }
+    return new_leaf(type, K_SLOW_RATE, 0, ratio, threshold);
+}
+
+/* ---- leaf types ----------------------------------------------------------*/
+
+static PyMethodDef leaf_methods[] = {
+    {"__call__", (PyCFunction)(void (*)(void))tripper_call,
+     METH_VARARGS | METH_KEYWORDS | METH_COEXIST, call_doc},
+    {"__getnewargs_ex__", (PyCFunction)leaf_getnewargs_ex, METH_NOARGS,
+     getnewargs_ex_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef count_members[] = {
+    {"count", T_LONGLONG, offsetof(Leaf, count), READONLY, "The count to reach."},
+    {NULL},
+};
+
+static PyMemberDef ratio_members[] = {
+    {"ratio", T_DOUBLE, offsetof(Leaf, ratio), READONLY,
+     "The share of calls to reach."},
+    {NULL},
+};
+
+static PyMemberDef threshold_members[] = {
+    {"threshold", T_DOUBLE, offsetof(Leaf, threshold), READONLY,
+     "The mean duration in seconds to reach."},
+    {NULL},
+};
+
+static PyMemberDef slow_rate_members[] = {
+    {"ratio", T_DOUBLE, offsetof(Leaf, ratio), READONLY,
+     "The share of slow calls to reach."},
+    {"threshold", T_DOUBLE, offsetof(Leaf, threshold), READONLY,
+     "The duration in seconds from which a call is slow."},
+    {NULL},
+};
+
+#define LEAF_SLOTS(new_fn, doc, members)                                      \
+    {Py_tp_doc, (void *)(doc)},                                               \
+    {Py_tp_new, (void *)(new_fn)},                                            \
+    {Py_tp_dealloc, (void *)leaf_dealloc},                                    \
+    {Py_tp_repr, (void *)leaf_repr},                                          \
+    {Py_tp_call, (void *)tripper_call},                                       \
+    {Py_tp_iter, (void *)leaf_iter},                                          \
+    {Py_tp_methods, (void *)leaf_methods},                                    \
+    {Py_tp_members, (void *)(members)},                                       \
+    {Py_nb_and, (void *)tripper_and},                                         \
+    {Py_nb_or, (void *)tripper_or},                                           \
+    {0, NULL}
+
+#define LEAF_SPEC(name, slots)                                                \
+    {"fluxgate.trippers." name, sizeof(Leaf), 0,                              \
+     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, slots}
+
+static PyMemberDef no_members[] = {{NULL}};
+
+PyDoc_STRVAR(closed_doc,
+"Closed()\n--\n\n"
+"True while the breaker is closed.");
+static PyType_Slot closed_slots[] = {LEAF_SLOTS(closed_new, closed_doc, no_members)};
+static PyType_Spec closed_spec = LEAF_SPEC("Closed", closed_slots);
+
+PyDoc_STRVAR(half_opened_doc,
+"HalfOpened()\n--\n\n"
+"True while the breaker is half-open.");
+static PyType_Slot half_opened_slots[] = {
+    LEAF_SLOTS(half_opened_new, half_opened_doc, no_members)};
+static PyType_Spec half_opened_spec = LEAF_SPEC("HalfOpened", half_opened_slots);
+
+PyDoc_STRVAR(min_requests_doc,
+"MinRequests(count)\n--\n\n"
+"True once the window holds at least `count` calls.");
+static PyType_Slot min_requests_slots[] = {
+    LEAF_SLOTS(min_requests_new, min_requests_doc, count_members)};
+static PyType_Spec min_requests_spec = LEAF_SPEC("MinRequests", min_requests_slots);
+
+PyDoc_STRVAR(failure_rate_doc,
+"FailureRate(ratio)\n--\n\n"
+"True when there are calls and at least `ratio` of them failed.");
+static PyType_Slot failure_rate_slots[] = {
+    LEAF_SLOTS(failure_rate_new, failure_rate_doc, ratio_members)};
+static PyType_Spec failure_rate_spec = LEAF_SPEC("FailureRate", failure_rate_slots);
+
+PyDoc_STRVAR(avg_latency_doc,
+"AvgLatency(threshold)\n--\n\n"
+"True when there are calls and their mean duration is at least `threshold`\n"
+"seconds.");
+static PyType_Slot avg_latency_slots[] = {
+    LEAF_SLOTS(avg_latency_new, avg_latency_doc, threshold_members)};
+static PyType_Spec avg_latency_spec = LEAF_SPEC("AvgLatency", avg_latency_slots);
+
+PyDoc_STRVAR(slow_rate_doc,
+"SlowRate(ratio, *, threshold)\n--\n\n"
+"True when there are calls and at least `ratio` of them took `threshold`\n"
+"seconds or longer. The breaker classifies each successful call against the\n"
+"thresholds of the SlowRate trippers it finds in its tripper.");
+static PyType_Slot slow_rate_slots[] = {
+    LEAF_SLOTS(slow_rate_new, slow_rate_doc, slow_rate_members)};
+static PyType_Spec slow_rate_spec = LEAF_SPEC("SlowRate", slow_rate_slots);
+
+PyDoc_STRVAR(failure_streak_doc,
+"FailureStreak(count)\n--\n\n"
+"True once the last `count` recorded calls all failed.");
+static PyType_Slot failure_streak_slots[] = {
+    LEAF_SLOTS(failure_streak_new, failure_streak_doc, count_members)};
+static PyType_Spec failure_streak_spec = LEAF_SPEC("FailureStreak",
+                                                   failure_streak_slots);
+
+/* ---- composites ----------------------------------------------------------*/
+
+static PyObject *
+composite_new(PyTypeObject *type, PyObject *args, PyObject *kwargs, Kind kind,
+              const char *format)
+{
+    static char *kwlist[] = {"left", "right", NULL};
+    PyObject *left, *right;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, kwlist, &left, &right)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(left) || !PyCallable_Check(right)) {
+        PyObject *bad = PyCallable_Check(left) ? right : left;
+        PyErr_Format(PyExc_TypeError, "%s must be callable, not %.200s",
+                     bad == left ? "left" : "right", Py_TYPE(bad)->tp_name);
+        return NULL;
+    }
+    return make_composite(type, kind, left, right);
+}
+
+static PyObject *
+and_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return composite_new(type, args, kwargs, K_AND, "OO:_And");
+}
+
+static PyObject *
+or_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return composite_new(type, args, kwargs, K_OR, "OO:_Or");
+}
+
+static int
+composite_traverse(Composite *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->left);
+    Py_VISIT(self->right);
+    return 0;
+}
+
+static int
+composite_clear(Composite *self)
+{
+    Py_CLEAR(self->left);
+    Py_CLEAR(self->right);
+    return 0;
+}
+
+static void
+composite_dealloc(Composite *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    /* The trashcan keeps freeing a long chain of composites off the C stack. */
+    Py_TRASHCAN_BEGIN(self, composite_dealloc)
+    (void)composite_clear(self);
+    type->tp_free(self);
+    Py_DECREF(type);
+    Py_TRASHCAN_END
+}
+
+/* Appends the leaves under `node` to `list`, depth-first, left to right. */
+static int
+extend_leaves(FgState *st, PyObject *list, PyObject *node)
+{
+    if (is_composite(st, node)) {
+        if (Py_EnterRecursiveCall(" while iterating a tripper")) {
+            return -1;
+        }
+        Composite *c = (Composite *)node;
+        int rc = extend_leaves(st, list, c->left);
+        if (rc == 0) {
+            rc = extend_leaves(st, list, c->right);
+        }
+        Py_LeaveRecursiveCall();
+        return rc;
+    }
+    if (!is_iterable(node)) {
+        /* A plain callable is a leaf of its own. */
+        return PyList_Append(list, node);
+    }
+    PyObject *iter = PyObject_GetIter(node);
+    if (iter == NULL) {
+        return -1;
+    }
+    PyObject *item;
+    while ((item = PyIter_Next(iter)) != NULL) {
+        int rc = PyList_Append(list, item);
+        Py_DECREF(item);
+        if (rc < 0) {
+            break;
+        }
+    }
+    Py_DECREF(iter);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *
+composite_iter(Composite *self)
+{
+    FgState *st = fg_state_from_type(Py_TYPE(self));
+    PyObject *leaves = st ? PyList_New(0) : NULL;
+    if (leaves == NULL) {
+        return NULL;
+    }
+    PyObject *iter = NULL;
+    if (extend_leaves(st, leaves, self->left) == 0
+        && extend_leaves(st, leaves, self->right) == 0) {
+        iter = PyObject_GetIter(leaves);
+    }
+    Py_DECREF(leaves);
+    return iter;
+}
+
+/* An operand's repr, parenthesised when it is itself a composite. */
+static PyObject *
+operand_repr(FgState *st, PyObject *operand)
+{
+    PyObject *repr = PyObject_Repr(operand);
+    if (repr == NULL || !is_composite(st, operand)) {
+        return repr;
+    }
+    Py_SETREF(repr, PyUnicode_FromFormat("(%U)", repr));
+    return repr;
+}
+
+static PyObject *
+composite_repr(Composite *self)
+{
+    FgState *st = fg_state_from_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    PyObject *left = operand_repr(st, self->left);
+    PyObject *right = left ? operand_repr(st, self->right) : NULL;
+    PyObject *repr = NULL;
+    if (right != NULL) {
+        repr = PyUnicode_FromFormat("%U %s %U", left,
+                                    self->kind == K_AND ? "&" : "|", right);
+    }
+    Py_XDECREF(left);
+    Py_XDECREF(right);
+    return repr;
+}
+
+PyDoc_STRVAR(getnewargs_doc,
+"__getnewargs__($self, /)\n--\n\nThe operands that rebuild this composite.");
+
+static PyObject *
+composite_getnewargs(Composite *self, PyObject *unused)
+{
+    return PyTuple_Pack(2, self->left, self->right);
+}
+
+static PyMethodDef composite_methods[] = {
+    {"__call__", (PyCFunction)(void (*)(void))tripper_call,
+     METH_VARARGS | METH_KEYWORDS | METH_COEXIST, call_doc},
+    {"__getnewargs__", (PyCFunction)composite_getnewargs, METH_NOARGS,
+     getnewargs_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+#define COMPOSITE_SLOTS(new_fn, doc)                                          \
+    {Py_tp_doc, (void *)(doc)},                                               \
+    {Py_tp_new, (void *)(new_fn)},                                            \
+    {Py_tp_dealloc, (void *)composite_dealloc},                               \
+    {Py_tp_traverse, (void *)composite_traverse},                             \
+    {Py_tp_clear, (void *)composite_clear},                                   \
+    {Py_tp_repr, (void *)composite_repr},                                     \
+    {Py_tp_call, (void *)tripper_call},                                       \
+    {Py_tp_iter, (void *)composite_iter},                                     \
+    {Py_tp_methods, (void *)composite_methods},                               \
+    {Py_nb_and, (void *)tripper_and},                                         \
+    {Py_nb_or, (void *)tripper_or},                                           \
+    {0, NULL}
+
+PyDoc_STRVAR(and_doc,
+"_And(left, right)\n--\n\n"
+"left(ctx) and right(ctx); built by `left & right`.");
+static PyType_Slot and_slots[] = {COMPOSITE_SLOTS(and_new, and_doc)};
+static PyType_Spec and_spec = {"fluxgate.trippers._And", sizeof(Composite), 0,
+                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, and_slots};
+
+PyDoc_STRVAR(or_doc,
+"_Or(left, right)\n--\n\n"
+"left(ctx) or right(ctx); built by `left | right`.");
+static PyType_Slot or_slots[] = {COMPOSITE_SLOTS(or_new, or_doc)};
+static PyType_Spec or_spec = {"fluxgate.trippers._Or", sizeof(Composite), 0,
+                              Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, or_slots};
 
 int
 fg_trippers_init(PyObject *module, FgState *st)
 {
+    if (fg_add_type(module, &closed_spec, NULL, &st->Closed_Type, 1) < 0
+        || fg_add_type(module, &half_opened_spec, NULL, &st->HalfOpened_Type, 1) < 0
+        || fg_add_type(module, &min_requests_spec, NULL, &st->MinRequests_Type, 1) < 0
+        || fg_add_type(module, &failure_rate_spec, NULL, &st->FailureRate_Type, 1) < 0
+        || fg_add_type(module, &avg_latency_spec, NULL, &st->AvgLatency_Type, 1) < 0
+        || fg_add_type(module, &slow_rate_spec, NULL, &st->SlowRate_Type, 1) < 0
+        || fg_add_type(module, &failure_streak_spec, NULL, &st->FailureStreak_Type, 1) < 0
+        || fg_add_type(module, &and_spec, NULL, &st->TripperAnd_Type, 1) < 0
+        || fg_add_type(module, &or_spec, NULL, &st->TripperOr_Type, 1) < 0) {
+        return -1;
+    }
     return 0;
+}
+
+/* TEMPORARY until windows.c provides them. */
+__attribute__((weak)) void
+fg_window_totals(PyObject *window, FgTotals *out)
+{
+    out->total_count = out->failure_count = 0;
+    out->total_duration = 0.0;
+}
+__attribute__((weak)) int64_t
+fg_window_slow_count(PyObject *window, double threshold)
+{
+    return 0;
+}
+__attribute__((weak)) PyObject *
+fg_window_metric(FgState *st, PyObject *window)
+{
+    PyErr_SetString(PyExc_NotImplementedError, "windows");
+    return NULL;
 }
