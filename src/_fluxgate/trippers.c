@@ -1021,21 +1021,3 @@ fg_trippers_init(PyObject *module, FgState *st)
     return 0;
 }
 
-/* TEMPORARY until windows.c provides them. */
-__attribute__((weak)) void
-fg_window_totals(PyObject *window, FgTotals *out)
-{
-    out->total_count = out->failure_count = 0;
-    out->total_duration = 0.0;
-}
-__attribute__((weak)) int64_t
-fg_window_slow_count(PyObject *window, double threshold)
-{
-    return 0;
-}
-__attribute__((weak)) PyObject *
-fg_window_metric(FgState *st, PyObject *window)
-{
-    PyErr_SetString(PyExc_NotImplementedError, "windows");
-    return NULL;
-}
