@@ -38,12 +38,14 @@ fg_breaker_run(FgBreaker *cb, PyObject *func, PyObject *const *args,
         }
         return result;
     }
+    FgCallClock clock;
     double start, end;
-    if (fg_perf_counter(cb->st, &start) < 0) {
+    if (fg_call_clock_start(cb->st, &clock, &start) < 0) {
         return NULL;
     }
     PyObject *result = PyObject_Vectorcall(func, args, nargsf, kwnames);
     if (result == NULL) {
+        fg_call_clock_release(&clock);
         PyObject *error = PyErr_GetRaisedException();
         if (PyErr_GivenExceptionMatches(error, PyExc_Exception)
             && fg_machine_fail(cb, period, error) < 0) {
@@ -54,9 +56,10 @@ fg_breaker_run(FgBreaker *cb, PyObject *func, PyObject *const *args,
         return NULL;
     }
     if (PyCoro_CheckExact(result)) {
+        fg_call_clock_release(&clock);
         return refuse_coroutine(result);
     }
-    if (fg_perf_counter(cb->st, &end) < 0) {
+    if (fg_call_clock_stop(&clock, &end) < 0) {
         Py_DECREF(result);
         return NULL;
     }

@@ -60,6 +60,38 @@ fg_perf_counter(FgState *st, double *out)
 }
 
 int
+fg_call_clock_start(FgState *st, FgCallClock *clock, double *now)
+{
+    clock->replacement = NULL;
+    int native = time_function_is_native(st, st->s_perf_counter,
+                                         st->native_perf_counter_fn,
+                                         &clock->replacement);
+    if (native < 0) {
+        return -1;
+    }
+    if (native == 0 && call_clock(Py_NewRef(clock->replacement), now) < 0) {
+        fg_call_clock_release(clock);
+        return -1;
+    }
+    if (native == 1) {
+        *now = (double)fg_raw_perf_counter_ns() / 1e9;
+    }
+    return 0;
+}
+
+int
+fg_call_clock_stop(FgCallClock *clock, double *now)
+{
+    if (clock->replacement == NULL) {
+        *now = (double)fg_raw_perf_counter_ns() / 1e9;
+        return 0;
+    }
+    PyObject *replacement = clock->replacement;
+    clock->replacement = NULL;
+    return call_clock(replacement, now);
+}
+
+int
 fg_wall_time(FgState *st, double *out)
 {
     PyObject *replacement = NULL;

@@ -137,6 +137,20 @@ int fg_breaker_init(PyObject *module, FgState *st);
  * replaced, in which case the replacement is called. -1 with an exception
  * set if a replacement raised or returned a non-number. */
 int fg_perf_counter(FgState *st, double *out);
+/* The monotonic clock held for the length of one protected call: the
+ * replacement check is made once, when the call starts, and both readings
+ * come from the same clock. fg_call_clock_stop (or _release, when the
+ * second reading is not needed) must follow every successful start. */
+typedef struct {
+    PyObject *replacement; /* NULL for the native clock */
+} FgCallClock;
+int fg_call_clock_start(FgState *st, FgCallClock *clock, double *now);
+int fg_call_clock_stop(FgCallClock *clock, double *now);
+static inline void
+fg_call_clock_release(FgCallClock *clock)
+{
+    Py_CLEAR(clock->replacement);
+}
 /* Wall-clock seconds, as the time module's current time() gives them. */
 int fg_wall_time(FgState *st, double *out);
 /* One draw of the random module's current random(). */

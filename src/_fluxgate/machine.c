@@ -215,14 +215,28 @@ fg_machine_transition(FgBreaker *cb, const uint64_t *period, FgStateId target,
         PyErr_NoMemory();
         return -1;
     }
+    /* A Python window is reset outside the critical section; the transition
+     * has happened whatever its reset() does, so listeners hear of it first
+     * and its error is raised after. */
+    PyObject *reset_error = NULL;
     if (!cb->native_window) {
         PyObject *r = PyObject_CallMethodNoArgs(cb->window, cb->st->s_reset);
         if (r == NULL) {
-            return -1;
+            reset_error = PyErr_GetRaisedException();
         }
-        Py_DECREF(r);
+        Py_XDECREF(r);
     }
-    return deliver_signals(cb) < 0 ? -1 : 1;
+    int delivered = deliver_signals(cb);
+    if (reset_error != NULL) {
+        if (delivered < 0) {
+            Py_DECREF(reset_error);
+        }
+        else {
+            PyErr_SetRaisedException(reset_error);
+        }
+        return -1;
+    }
+    return delivered < 0 ? -1 : 1;
 }
 
 /* ---- recording outcomes --------------------------------------------------*/
