@@ -63,9 +63,15 @@ builtin_types(FgState *st, PyObject *types[K_COUNT])
 
 /* 1 when `node` is a built-in, or a subclass of one keeping its __call__:
  * its kind field then says how to evaluate it without Python. */
+static PyObject *tripper_call(PyObject *self, PyObject *args, PyObject *kwargs);
+
 static int
 is_native_node(FgState *st, PyObject *node)
 {
+    /* Every built-in shares one tp_call: one comparison on the hot path. */
+    if (Py_TYPE(node)->tp_call == tripper_call) {
+        return 1;
+    }
     PyObject *types[K_COUNT];
     builtin_types(st, types);
     PyTypeObject *type = Py_TYPE(node);
