@@ -66,9 +66,9 @@ class _HalfOpenSlots:
         self._free += 1
 
 
-def _require_awaitable(result: object, func: object) -> Awaitable[Any]:
-    if type(result) is _CoroutineType or inspect.isawaitable(result):
-        return result
+def _require_awaitable(result: object, func: object) -> None:
+    if inspect.isawaitable(result):
+        return
     raise TypeError(
         f"the protected function {func!r} returned {type(result).__name__!r}, "
         "not an awaitable; AsyncCircuitBreaker protects async functions "
@@ -119,7 +119,11 @@ class AsyncCircuitBreaker:
         self, func: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any
     ) -> R:
         """Await ``func(*args, **kwargs)`` under the breaker's protection."""
-        result: R = await self._protected(func, args, kwargs)
+        ticket = self._core.begin(False)
+        if ticket is None:
+            result: R = await self._protected_half_open(func, args, kwargs)
+        else:
+            result = await self._run(ticket, func, args, kwargs)
         return result
 
     async def call_with_fallback(
@@ -133,7 +137,7 @@ class AsyncCircuitBreaker:
         """As ``call``; any Exception, a refused call included, goes to
         ``fallback``, whose return value is returned instead."""
         try:
-            result: R = await self._protected(func, args, kwargs)
+            result: R = await self.call(func, *args, **kwargs)
         except Exception as error:
             return fallback(error)
         return result
@@ -170,29 +174,44 @@ class AsyncCircuitBreaker:
         func: Callable[..., Awaitable[Any]],
         fallback: Callable[[Exception], Any] | None,
     ) -> Callable[..., Awaitable[Any]]:
-        protected_call = self._protected
-        if fallback is None:
+        core = self._core
+        notify = self._notify
+        protected_half_open = self._protected_half_open
 
-            async def protected(*args: Any, **kwargs: Any) -> Any:
-                return await protected_call(func, args, kwargs)
+        # The hot path: admission and the call in this one frame, which is
+        # _run's body again so that a decorated call awaits no extra coroutine.
+        async def protected(*args: Any, **kwargs: Any) -> Any:
+            ticket = core.begin(False)
+            if ticket is None:
+                return await protected_half_open(func, args, kwargs)
+            try:
+                awaitable = func(*args, **kwargs)
+            except Exception as error:
+                if core.fail(ticket, error):
+                    await notify()
+                raise
+            if type(awaitable) is not _CoroutineType:
+                _require_awaitable(awaitable, func)
+            try:
+                result = await awaitable
+            except Exception as error:
+                if core.fail(ticket, error):
+                    await notify()
+                raise
+            if core.succeed(ticket):
+                await notify()
+            return result
 
-        else:
+        if fallback is not None:
+            call = protected
 
             async def protected(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    return await protected_call(func, args, kwargs)
+                    return await call(*args, **kwargs)
                 except Exception as error:
                     return fallback(error)
 
         return functools.wraps(func)(protected)
-
-    async def _protected(
-        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        ticket = self._core.begin(False)
-        if ticket is None:
-            return await self._protected_half_open(func, args, kwargs)
-        return await self._run(ticket, func, args, kwargs)
 
     async def _run(
         self,
@@ -201,6 +220,7 @@ class AsyncCircuitBreaker:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
+        """Run an admitted call and apply its outcome."""
         core = self._core
         try:
             awaitable = func(*args, **kwargs)
@@ -208,7 +228,8 @@ class AsyncCircuitBreaker:
             if core.fail(ticket, error):
                 await self._notify()
             raise
-        awaitable = _require_awaitable(awaitable, func)
+        if type(awaitable) is not _CoroutineType:
+            _require_awaitable(awaitable, func)
         try:
             result = await awaitable
         except Exception as error:

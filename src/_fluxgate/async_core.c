@@ -126,14 +126,29 @@ async_core_begin(FgAsyncCore *core, PyObject *holding_slot)
     if (state < 0) {
         return NULL;
     }
-    if (state == FG_DISABLED) {
-        return Py_BuildValue("(KO)", (unsigned long long)period, Py_None);
+    PyObject *start_obj = Py_None;
+    if (state != FG_DISABLED) {
+        double start;
+        if (fg_perf_counter(core->st, &start) < 0
+            || (start_obj = PyFloat_FromDouble(start)) == NULL) {
+            return NULL;
+        }
     }
-    double start;
-    if (fg_perf_counter(core->st, &start) < 0) {
+    PyObject *ticket = PyTuple_New(2);
+    PyObject *period_obj = ticket ? PyLong_FromUnsignedLongLong(period) : NULL;
+    if (period_obj == NULL) {
+        Py_XDECREF(ticket);
+        if (start_obj != Py_None) {
+            Py_DECREF(start_obj);
+        }
         return NULL;
     }
-    return Py_BuildValue("(Kd)", (unsigned long long)period, start);
+    PyTuple_SET_ITEM(ticket, 0, period_obj);
+    PyTuple_SET_ITEM(ticket, 1, Py_NewRef(start_obj));
+    if (start_obj != Py_None) {
+        Py_DECREF(start_obj);
+    }
+    return ticket;
 }
 
 PyDoc_STRVAR(succeed_doc,
