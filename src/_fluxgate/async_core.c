@@ -79,24 +79,35 @@ signals_pending(FgAsyncCore *core)
     return PyBool_FromLong(pending);
 }
 
-/* A ticket is (period, start); start is None for a DISABLED call, whose
- * outcome is never recorded. */
+/* A ticket is (period, start) when the call is timed by the native clock,
+ * (period, start, True) when by a replacement of time.perf_counter (as for
+ * the synchronous breaker, the clock is chosen once per call), and
+ * (period, None) for a DISABLED call, whose outcome is never recorded. */
+typedef struct {
+    uint64_t period;
+    double start;
+    int recorded;
+    int native_clock;
+} FgTicket;
+
 static int
-parse_ticket(PyObject *ticket, uint64_t *period, double *start, int *recorded)
+parse_ticket(PyObject *ticket, FgTicket *out)
 {
-    if (!PyTuple_CheckExact(ticket) || PyTuple_GET_SIZE(ticket) != 2) {
+    Py_ssize_t size = PyTuple_CheckExact(ticket) ? PyTuple_GET_SIZE(ticket) : 0;
+    if (size != 2 && size != 3) {
         PyErr_SetString(PyExc_TypeError, "ticket must come from begin()");
         return -1;
     }
-    *period = (uint64_t)PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(ticket, 0));
-    if (*period == (uint64_t)-1 && PyErr_Occurred()) {
+    out->period = (uint64_t)PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(ticket, 0));
+    if (out->period == (uint64_t)-1 && PyErr_Occurred()) {
         return -1;
     }
-    PyObject *start_obj = PyTuple_GET_ITEM(ticket, 1);
-    *recorded = start_obj != Py_None;
-    if (*recorded) {
-        *start = PyFloat_AsDouble(start_obj);
-        if (*start == -1.0 && PyErr_Occurred()) {
+    PyObject *start = PyTuple_GET_ITEM(ticket, 1);
+    out->recorded = start != Py_None;
+    out->native_clock = size == 2;
+    if (out->recorded) {
+        out->start = PyFloat_AsDouble(start);
+        if (out->start == -1.0 && PyErr_Occurred()) {
             return -1;
         }
     }
@@ -126,15 +137,21 @@ async_core_begin(FgAsyncCore *core, PyObject *holding_slot)
     if (state < 0) {
         return NULL;
     }
+    int replaced = 0;
     PyObject *start_obj = Py_None;
     if (state != FG_DISABLED) {
+        FgCallClock clock;
         double start;
-        if (fg_perf_counter(core->st, &start) < 0
-            || (start_obj = PyFloat_FromDouble(start)) == NULL) {
+        if (fg_call_clock_start(core->st, &clock, &start) < 0) {
+            return NULL;
+        }
+        replaced = clock.replacement != NULL;
+        fg_call_clock_release(&clock);
+        if ((start_obj = PyFloat_FromDouble(start)) == NULL) {
             return NULL;
         }
     }
-    PyObject *ticket = PyTuple_New(2);
+    PyObject *ticket = PyTuple_New(replaced ? 3 : 2);
     PyObject *period_obj = ticket ? PyLong_FromUnsignedLongLong(period) : NULL;
     if (period_obj == NULL) {
         Py_XDECREF(ticket);
@@ -145,6 +162,9 @@ async_core_begin(FgAsyncCore *core, PyObject *holding_slot)
     }
     PyTuple_SET_ITEM(ticket, 0, period_obj);
     PyTuple_SET_ITEM(ticket, 1, Py_NewRef(start_obj));
+    if (replaced) {
+        PyTuple_SET_ITEM(ticket, 2, Py_NewRef(Py_True));
+    }
     if (start_obj != Py_None) {
         Py_DECREF(start_obj);
     }
@@ -159,19 +179,21 @@ PyDoc_STRVAR(succeed_doc,
 static PyObject *
 async_core_succeed(FgAsyncCore *core, PyObject *ticket)
 {
-    uint64_t period;
-    double start = 0.0, end;
-    int recorded;
-    if (parse_ticket(ticket, &period, &start, &recorded) < 0) {
+    FgTicket t;
+    if (parse_ticket(ticket, &t) < 0) {
         return NULL;
     }
-    if (recorded) {
-        if (fg_perf_counter(core->st, &end) < 0) {
+    if (t.recorded) {
+        double end;
+        if (t.native_clock) {
+            end = (double)fg_raw_perf_counter_ns() / 1e9;
+        }
+        else if (fg_perf_counter(core->st, &end) < 0) {
             return NULL;
         }
         /* A clock moved back by a test records as an instant call. */
-        double duration = end > start ? end - start : 0.0;
-        if (fg_machine_record(core, period, 1, duration) < 0) {
+        double duration = end > t.start ? end - t.start : 0.0;
+        if (fg_machine_record(core, t.period, 1, duration) < 0) {
             return NULL;
         }
     }
@@ -191,14 +213,12 @@ async_core_fail(FgAsyncCore *core, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "fail() takes a ticket and an error");
         return NULL;
     }
-    uint64_t period;
-    double start;
-    int recorded;
-    if (parse_ticket(args[0], &period, &start, &recorded) < 0) {
+    FgTicket t;
+    if (parse_ticket(args[0], &t) < 0) {
         return NULL;
     }
-    if (recorded && PyErr_GivenExceptionMatches(args[1], PyExc_Exception)
-        && fg_machine_fail(core, period, args[1]) < 0) {
+    if (t.recorded && PyErr_GivenExceptionMatches(args[1], PyExc_Exception)
+        && fg_machine_fail(core, t.period, args[1]) < 0) {
         return NULL;
     }
     return signals_pending(core);
