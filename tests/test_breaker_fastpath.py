@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
@@ -22,11 +21,11 @@ from fluxgate.windows import CountWindow, TimeWindow
 REPEAT = 2000
 
 
-@contextmanager
-def foreign_frames(user_code: CodeType) -> Iterator[list[str]]:
-    """Collect every Python frame entered, other than `user_code`'s, while
-    the block runs (with the garbage collector off, so that no finalizer
-    runs in between)."""
+def start_probe(user_code: CodeType) -> list[str]:
+    """Collect every Python frame entered from now on, other than
+    `user_code`'s, with the garbage collector off so that no finalizer runs
+    meanwhile. Stop with `sys.setprofile(None)` inline (a call to a Python
+    helper would be counted) and turn the collector back on."""
     entered: list[str] = []
 
     def profile(frame: FrameType, event: str, arg: Any) -> None:
@@ -35,15 +34,9 @@ def foreign_frames(user_code: CodeType) -> Iterator[list[str]]:
             name = getattr(code, "co_qualname", code.co_name)
             entered.append(f"{name} ({code.co_filename}:{code.co_firstlineno})")
 
-    gc_was_enabled = gc.isenabled()
     gc.disable()
     sys.setprofile(profile)
-    try:
-        yield entered
-    finally:
-        sys.setprofile(None)
-        if gc_was_enabled:
-            gc.enable()
+    return entered
 
 
 # Breakers made of built-in components only that never trip on their own.
@@ -78,10 +71,14 @@ def test_closed_success_enters_no_library_frame(config: str) -> None:
 
     protected = cb(work)
     assert protected(1) == 1 and cb.call(work, 1) == 1  # warm up
-    with foreign_frames(work.__code__) as entered:
+    entered = start_probe(work.__code__)
+    try:
         for i in range(REPEAT):
             protected(i)
             cb.call(work, i)
+    finally:
+        sys.setprofile(None)
+        gc.enable()
     assert entered == []
     assert cb.info().state == "closed"
 
@@ -96,7 +93,8 @@ def test_tracked_failure_enters_no_library_frame(config: str) -> None:
     protected = cb(work)
     with pytest.raises(ValueError):
         protected()
-    with foreign_frames(work.__code__) as entered:
+    entered = start_probe(work.__code__)
+    try:
         for _ in range(REPEAT):
             try:
                 protected()
@@ -106,6 +104,9 @@ def test_tracked_failure_enters_no_library_frame(config: str) -> None:
                 cb.call(work)
             except ValueError:
                 pass
+    finally:
+        sys.setprofile(None)
+        gc.enable()
     assert entered == []
     assert cb.info().state == "closed"
     metrics = cb.info().metrics
@@ -125,7 +126,8 @@ def test_open_rejection_enters_no_library_frame(config: str) -> None:
     assert cb.info().state == "open"
     with pytest.raises(CallNotPermittedError):
         protected()
-    with foreign_frames(work.__code__) as entered:
+    entered = start_probe(work.__code__)
+    try:
         for _ in range(REPEAT):
             try:
                 protected()
@@ -135,6 +137,9 @@ def test_open_rejection_enters_no_library_frame(config: str) -> None:
                 cb.call(work)
             except CallNotPermittedError:
                 pass
+    finally:
+        sys.setprofile(None)
+        gc.enable()
     assert entered == []
 
 
@@ -145,7 +150,11 @@ def test_the_probe_sees_python_frames() -> None:
     def work() -> int:
         return 1
 
-    with foreign_frames(work.__code__) as entered:
+    entered = start_probe(work.__code__)
+    try:
         cb.call(work)
+    finally:
+        sys.setprofile(None)
+        gc.enable()
     assert len(entered) >= 1
     assert any("<lambda>" in name for name in entered)

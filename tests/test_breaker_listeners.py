@@ -113,7 +113,11 @@ def test_each_transition_once_in_order_with_changed_at() -> None:
 
 def test_the_timestamp_is_changed_at() -> None:
     pairs: list[tuple[float, float]] = []
-    cb = make_breaker(lambda signal: pairs.append((signal.timestamp, cb.info().changed_at)))
+
+    def listener(signal: Signal) -> None:
+        pairs.append((signal.timestamp, cb.info().changed_at))
+
+    cb = make_breaker(listener)
     cycle(cb)
     cb.force_open()
     assert len(pairs) == 6

@@ -34,6 +34,7 @@ from fluxgate.windows import CountWindow, TimeWindow, Window
 FROZEN_AT = "2024-01-01 00:00:00"
 T0 = 1704067200.0
 EMPTY = Metric.empty()
+NOTHING: dict[str, int] = {}
 NEVER_TRIPS = MinRequests(1_000_000)
 
 
@@ -319,7 +320,7 @@ def test_untracked_exceptions_in_half_open_change_nothing() -> None:
                         permit=permits.All())
     fail(cb)
     with pytest.raises(KeyError):
-        cb.call({}.__getitem__, "missing")
+        cb.call(NOTHING.__getitem__, "missing")
     assert cb.info().state == "half_open"
     assert cb.info().metrics == EMPTY
     assert evaluated == ["closed"]
@@ -525,7 +526,7 @@ def test_user_components_run_a_full_cycle(kind: str, window_kind: str) -> None:
     with freeze_time(FROZEN_AT) as frozen:
         cb = CircuitBreaker(window=window, listeners=[signals.append], **user_components(kind))
         with pytest.raises(KeyError):
-            cb.call({}.__getitem__, "untracked")
+            cb.call(NOTHING.__getitem__, "untracked")
         fail(cb)
         assert counts(cb) == (1, 1)
         fail(cb)
@@ -600,7 +601,7 @@ def test_composites_of_built_in_and_user_trackers() -> None:
     cb = CircuitBreaker(tracker=TypeOf(KeyError) | UserTracker(), tripper=MinRequests(100))
     fail(cb)
     with pytest.raises(KeyError):
-        cb.call({}.__getitem__, "x")
+        cb.call(NOTHING.__getitem__, "x")
     with pytest.raises(ValueError):
         cb.call(int, "x")
     assert counts(cb) == (2, 2)

@@ -21,6 +21,7 @@ from fluxgate.circuitbreaker import CircuitBreakerInfo
 from fluxgate.metric import Metric
 from fluxgate.retries import Always, Cooldown, Never
 from fluxgate.signal import Signal
+from fluxgate.state import State
 from fluxgate.trippers import CallContext, FailureRate, FailureStreak, HalfOpened, MinRequests
 from fluxgate.windows import CountWindow
 
@@ -32,6 +33,7 @@ HALF_OPEN = "Circuit breaker is half-open, not executing"
 FORCED_OPEN = "Circuit breaker is forced open"
 
 EMPTY = Metric.empty()
+NOTHING: dict[str, int] = {}
 
 
 class Boom(Exception):
@@ -158,7 +160,7 @@ def test_positional_arguments_in_order() -> None:
         [signals.append],
     )
     with pytest.raises(KeyError):  # untracked by TypeOf(Boom)
-        cb.call(dict().__getitem__, "missing")
+        cb.call(NOTHING.__getitem__, "missing")
     assert cb.info().metrics == EMPTY
     succeed(cb)  # MinRequests(1) trips on the first record
     assert transitions(signals) == [("closed", "open")]
@@ -568,7 +570,7 @@ def test_untracked_exceptions_leave_the_streak_alone() -> None:
     fail(cb, 2)
     for _ in range(3):
         with pytest.raises(KeyError):
-            cb.call({}.__getitem__, "missing")
+            cb.call(NOTHING.__getitem__, "missing")
     assert cb.info().state == "closed"
     fail(cb)
     assert cb.info().state == "open"
@@ -679,7 +681,7 @@ def test_forced_open_refuses_every_call() -> None:
 
 # ---- commands and window resets ----------------------------------------------
 
-COMMANDS = {
+COMMANDS: dict[str, State] = {
     "reset": "closed",
     "disable": "disabled",
     "metrics_only": "metrics_only",
@@ -744,12 +746,12 @@ def breaker_in(state: str) -> tuple[CircuitBreaker, list[Signal]]:
     return cb, signals
 
 
-STATES = ["closed", "open", "half_open", "metrics_only", "disabled", "forced_open"]
+STATES: list[State] = ["closed", "open", "half_open", "metrics_only", "disabled", "forced_open"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("state", STATES)
-def test_every_command_from_every_state(state: str, command: str) -> None:
+def test_every_command_from_every_state(state: State, command: str) -> None:
     cb, signals = breaker_in(state)
     with freeze_time(FROZEN_AT):
         getattr(cb, command)()
