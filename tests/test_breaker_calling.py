@@ -415,6 +415,33 @@ def test_static_and_class_methods() -> None:
     assert Service("x").klass(4) == (Service, 4)
 
 
+def test_a_method_fallback_receives_only_the_exception() -> None:
+    cb = make_breaker()
+    received: list[tuple[Any, ...]] = []
+
+    def fallback(*args: Any) -> str:
+        received.append(args)
+        return "fallback"
+
+    class Local:
+        @cb(fallback=fallback)
+        def method(self, x: int) -> str:
+            raise Boom(x)
+
+    assert Local().method(1) == "fallback"
+    assert len(received) == 1 and len(received[0]) == 1
+    assert isinstance(received[0][0], Boom)
+
+
+def test_fallback_none_means_no_fallback() -> None:
+    cb = make_breaker()
+    protected = cb(boom, fallback=None)
+    with pytest.raises(Boom):
+        protected()
+    with pytest.raises(Boom):
+        cb(fallback=None)(boom)()
+
+
 def test_method_calls_go_through_the_breaker() -> None:
     cb = make_breaker()
 

@@ -234,3 +234,135 @@ def test_listeners_calling_back_under_threads() -> None:
     run_threads([caller(cb, seed, 2_000) for seed in range(THREADS)])
     assert_chain(signals, cb)
     assert ("open", "closed") in {(s.old_state, s.new_state) for s in signals}
+
+
+# ---- outcomes from an earlier period -------------------------------------------
+
+
+class InFlight:
+    """A protected call held open in another thread until released."""
+
+    def __init__(self, cb: CircuitBreaker, succeed: bool) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.outcome: list[object] = []
+        self.succeed = succeed
+        self.thread = threading.Thread(target=self._run, args=(cb,))
+        self.thread.start()
+        assert self.started.wait(30)
+
+    def _work(self) -> str:
+        self.started.set()
+        assert self.release.wait(30)
+        if not self.succeed:
+            raise Boom("late")
+        return "late"
+
+    def _run(self, cb: CircuitBreaker) -> None:
+        try:
+            self.outcome.append(cb.call(self._work))
+        except Exception as error:  # noqa: BLE001 - inspected by the test
+            self.outcome.append(error)
+
+    def finish(self) -> object:
+        self.release.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+        return self.outcome[0]
+
+
+@pytest.mark.parametrize("succeed", [True, False], ids=["success", "failure"])
+def test_an_outcome_from_an_earlier_period_is_discarded(succeed: bool) -> None:
+    signals: list[Signal] = []
+    cb = CircuitBreaker(
+        window=CountWindow(10), tripper=FailureStreak(1), listeners=[signals.append]
+    )
+    call = InFlight(cb, succeed)
+    cb.force_open()
+    cb.reset()  # CLOSED again, but a later period
+    outcome = call.finish()
+    if succeed:
+        assert outcome == "late"
+    else:
+        assert isinstance(outcome, Boom)
+    assert cb.info().state == "closed"
+    assert cb.info().metrics.total_count == 0
+    assert [(s.old_state, s.new_state) for s in signals] == [
+        ("closed", "forced_open"),
+        ("forced_open", "closed"),
+    ]
+
+
+def test_a_stale_half_open_failure_does_not_reopen() -> None:
+    signals: list[Signal] = []
+    cb = CircuitBreaker(
+        window=CountWindow(10),
+        tripper=FailureStreak(1),
+        retry=Always(),
+        permit=permits.All(),
+        listeners=[signals.append],
+    )
+    with pytest.raises(Boom):
+        cb.call(boom)
+    slow = InFlight(cb, succeed=False)  # admitted in HALF_OPEN
+    assert cb.info().state == "half_open"
+    assert cb.call(ok) == 1  # closes the breaker meanwhile
+    assert isinstance(slow.finish(), Boom)
+    assert cb.info().state == "closed"
+    assert cb.info().reopens == 0
+    assert cb.info().metrics.total_count == 0
+    assert [(s.old_state, s.new_state) for s in signals] == [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+    ]
+
+
+def test_overlapping_calls_in_one_period_both_count() -> None:
+    cb = CircuitBreaker(window=CountWindow(10), tripper=MinRequests(100))
+    call = InFlight(cb, succeed=True)
+    assert cb.call(ok) == 1
+    assert call.finish() == "late"
+    assert cb.info().metrics.total_count == 2
+
+
+def test_a_python_tripper_verdict_overtaken_by_a_command_is_dropped() -> None:
+    """A Python tripper runs outside the breaker's lock: a command landing
+    meanwhile (here from the tripper itself) starts a new period, and the
+    verdict on the old one is not applied."""
+    signals: list[Signal] = []
+
+    def tripper(ctx: CallContext) -> bool:
+        cb.reset()
+        return True
+
+    cb = CircuitBreaker(window=CountWindow(10), tripper=tripper, listeners=[signals.append])
+    assert cb.call(ok) == 1
+    assert cb.info().state == "closed"
+    assert [(s.old_state, s.new_state) for s in signals] == [("closed", "closed")]
+
+
+def test_a_retry_overtaken_by_a_command_admits_by_the_new_state() -> None:
+    signals: list[Signal] = []
+
+    def retry(changed_at: float, reopens: int) -> bool:
+        cb.force_open()
+        return True
+
+    cb = CircuitBreaker(
+        window=CountWindow(10),
+        tripper=FailureStreak(1),
+        retry=retry,
+        permit=permits.All(),
+        listeners=[signals.append],
+    )
+    with pytest.raises(Boom):
+        cb.call(boom)
+    ran: list[int] = []
+    with pytest.raises(CallNotPermittedError, match="^Circuit breaker is forced open$"):
+        cb.call(ran.append, 1)
+    assert ran == []
+    assert [(s.old_state, s.new_state) for s in signals] == [
+        ("closed", "open"),
+        ("open", "forced_open"),
+    ]
