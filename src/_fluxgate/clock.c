@@ -92,16 +92,23 @@ fg_call_clock_stop(FgCallClock *clock, double *now)
 }
 
 int
-fg_wall_time(FgState *st, double *out)
+fg_wall_time_ex(FgState *st, double *out, int *native)
 {
     PyObject *replacement = NULL;
-    int native = time_function_is_native(st, st->s_time, st->native_time_fn,
-                                         &replacement);
-    if (native == 1) {
-        *out = (double)fg_raw_wall_ns() / 1e9;
+    *native = time_function_is_native(st, st->s_time, st->native_time_fn,
+                                      &replacement);
+    if (*native == 1) {
+        *out = fg_raw_wall_time();
         return 0;
     }
-    return native < 0 ? -1 : call_clock(replacement, out);
+    return *native < 0 ? -1 : call_clock(replacement, out);
+}
+
+int
+fg_wall_time(FgState *st, double *out)
+{
+    int native;
+    return fg_wall_time_ex(st, out, &native);
 }
 
 static int

@@ -153,6 +153,14 @@ fg_call_clock_release(FgCallClock *clock)
 }
 /* Wall-clock seconds, as the time module's current time() gives them. */
 int fg_wall_time(FgState *st, double *out);
+/* The same, telling whether the native clock was read (*native == 1): then
+ * fg_raw_wall_time() may be read again where no Python code may run. */
+int fg_wall_time_ex(FgState *st, double *out, int *native);
+static inline double
+fg_raw_wall_time(void)
+{
+    return (double)fg_raw_wall_ns() / 1e9;
+}
 /* One draw of the random module's current random(). */
 int fg_random(FgState *st, double *out);
 /* One draw of the random module's current uniform(a, b). */

@@ -195,13 +195,19 @@ fg_machine_transition(FgBreaker *cb, const uint64_t *period, FgStateId target,
                       double *changed_at)
 {
     double now;
-    if (fg_wall_time(cb->st, &now) < 0) {
+    int native_clock;
+    if (fg_wall_time_ex(cb->st, &now, &native_clock) < 0) {
         return -1;
     }
     int applied = 0, queued = 0;
     FG_LOCK(cb);
     if (period == NULL || cb->period == *period) {
         applied = 1;
+        /* Read again inside the critical section when that calls no Python,
+         * so that signals' timestamps follow their order across threads. */
+        if (native_clock) {
+            now = fg_raw_wall_time();
+        }
         queued = apply_transition(cb, target, now);
     }
     FG_UNLOCK();
