@@ -26,6 +26,7 @@ ROW = re.compile(
 EVENT = re.compile(r"^\s*\d+\.\d\ds\s+([a-z_]+) -> ([a-z_]+)\s+[a-z]", re.MULTILINE)
 TOTALS = re.compile(r"total calls (\d+) = admitted (\d+) \+ rejected (\d+)")
 ADMITTED = re.compile(r"admitted\s+(\d+)\s+\(succeeded (\d+), \d+ of them slow; failed (\d+)\)")
+REJECTED = re.compile(r"^\s+rejected\s+(\d+)\s+\(", re.MULTILINE)
 
 
 def fluxgate(*args: str) -> subprocess.CompletedProcess[str]:
@@ -72,6 +73,9 @@ def check_story(output: str) -> list[tuple[str, str]]:
     assert int(outcomes[1]) == admitted
     assert int(outcomes[2]) + int(outcomes[3]) == admitted
     assert sum(row[3] for row in rows) == int(outcomes[3])
+    refused = REJECTED.search(output)
+    assert refused is not None, output
+    assert int(refused[1]) == rejected
     assert "final state: closed" in output
     return transitions
 
