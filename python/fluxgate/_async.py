@@ -16,7 +16,7 @@ import functools
 import inspect
 import types
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 from fluxgate import _values
 from fluxgate._fluxgate import _AsyncCore
@@ -26,6 +26,7 @@ from fluxgate.state import State
 
 __all__ = ["AsyncCircuitBreaker"]
 
+P = ParamSpec("P")
 R = TypeVar("R")
 
 _CoroutineType = types.CoroutineType
@@ -116,7 +117,7 @@ class AsyncCircuitBreaker:
     # ---- calling ---------------------------------------------------------
 
     async def call(
-        self, func: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any
+        self, func: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Await ``func(*args, **kwargs)`` under the breaker's protection."""
         ticket = self._core.begin(False)
@@ -128,11 +129,11 @@ class AsyncCircuitBreaker:
 
     async def call_with_fallback(
         self,
-        func: Callable[..., Awaitable[R]],
+        func: Callable[P, Awaitable[R]],
         fallback: Callable[[Exception], R],
         /,
-        *args: Any,
-        **kwargs: Any,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> R:
         """As ``call``; any Exception, a refused call included, goes to
         ``fallback``, whose return value is returned instead."""
@@ -144,13 +145,16 @@ class AsyncCircuitBreaker:
 
     @overload
     def __call__(
-        self, func: Callable[..., Awaitable[R]], *, fallback: None = None
-    ) -> Callable[..., Awaitable[R]]: ...
+        self,
+        func: Callable[P, Awaitable[R]],
+        *,
+        fallback: Callable[[Exception], R] | None = None,
+    ) -> Callable[P, Awaitable[R]]: ...
 
     @overload
     def __call__(
         self, func: None = None, *, fallback: Callable[[Exception], Any] | None = None
-    ) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]: ...
+    ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
 
     def __call__(
         self,
