@@ -14,7 +14,6 @@ import asyncio
 import collections
 import functools
 import inspect
-import types
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -29,7 +28,8 @@ __all__ = ["AsyncCircuitBreaker"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_CoroutineType = types.CoroutineType
+# What `awaitable` holds until the protected function has returned.
+_NOT_CALLED: Any = object()
 del _values  # imported for its side effect: the core knows the value classes
 
 
@@ -67,14 +67,17 @@ class _HalfOpenSlots:
         self._free += 1
 
 
-def _require_awaitable(result: object, func: object) -> None:
-    if inspect.isawaitable(result):
-        return
-    raise TypeError(
-        f"the protected function {func!r} returned {type(result).__name__!r}, "
-        "not an awaitable; AsyncCircuitBreaker protects async functions "
-        "(use CircuitBreaker for synchronous ones)"
-    )
+def _refuse_non_awaitable(error: Exception, result: object, func: object) -> None:
+    """DESIGN.md D9: a function that returned no awaitable is misuse, not a
+    failure of the call: raise a TypeError that records nothing."""
+    if type(error) is TypeError and result is not _NOT_CALLED and not (
+        inspect.isawaitable(result)
+    ):
+        raise TypeError(
+            f"the protected function {func!r} returned {type(result).__name__!r}, "
+            "not an awaitable; AsyncCircuitBreaker protects async functions "
+            "(use CircuitBreaker for synchronous ones)"
+        ) from None
 
 
 class AsyncCircuitBreaker:
@@ -120,7 +123,7 @@ class AsyncCircuitBreaker:
         self, func: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Await ``func(*args, **kwargs)`` under the breaker's protection."""
-        ticket = self._core.begin(False)
+        ticket = self._core.begin()
         if ticket is None:
             result: R = await self._protected_half_open(func, args, kwargs)
         else:
@@ -185,20 +188,15 @@ class AsyncCircuitBreaker:
         # The hot path: admission and the call in this one frame, which is
         # _run's body again so that a decorated call awaits no extra coroutine.
         async def protected(*args: Any, **kwargs: Any) -> Any:
-            ticket = core.begin(False)
+            ticket = core.begin()
             if ticket is None:
                 return await protected_half_open(func, args, kwargs)
+            awaitable = _NOT_CALLED
             try:
                 awaitable = func(*args, **kwargs)
-            except Exception as error:
-                if core.fail(ticket, error):
-                    await notify()
-                raise
-            if type(awaitable) is not _CoroutineType:
-                _require_awaitable(awaitable, func)
-            try:
                 result = await awaitable
             except Exception as error:
+                _refuse_non_awaitable(error, awaitable, func)
                 if core.fail(ticket, error):
                     await notify()
                 raise
@@ -226,17 +224,12 @@ class AsyncCircuitBreaker:
     ) -> Any:
         """Run an admitted call and apply its outcome."""
         core = self._core
+        awaitable = _NOT_CALLED
         try:
             awaitable = func(*args, **kwargs)
-        except Exception as error:
-            if core.fail(ticket, error):
-                await self._notify()
-            raise
-        if type(awaitable) is not _CoroutineType:
-            _require_awaitable(awaitable, func)
-        try:
             result = await awaitable
         except Exception as error:
+            _refuse_non_awaitable(error, awaitable, func)
             if core.fail(ticket, error):
                 await self._notify()
             raise
@@ -252,12 +245,12 @@ class AsyncCircuitBreaker:
         core = self._core
         while True:
             async with self._slots:
-                ticket = core.begin(True)
+                ticket = core.begin_holding_slot()
                 if ticket is not None:
                     return await self._run(ticket, func, args, kwargs)
             # The state changed while this call waited: the slot is given back
             # and the call is handled by the current state.
-            ticket = core.begin(False)
+            ticket = core.begin()
             if ticket is not None:
                 return await self._run(ticket, func, args, kwargs)
             await self._notify()

@@ -7,7 +7,8 @@
  * breaker is still in that period. Transitions queue their signals for the
  * Python side, which takes them with take_signals() and gathers the
  * listeners. HALF_OPEN slots are Python's too: begin() answers None when the
- * call must take (or give back) a slot and ask again. */
+ * call must take a slot and ask again with begin_holding_slot(), which
+ * answers None when the slot must be given back. */
 #include "breaker.h"
 
 typedef FgBreaker FgAsyncCore;
@@ -79,96 +80,102 @@ signals_pending(FgAsyncCore *core)
     return PyBool_FromLong(pending);
 }
 
-/* A ticket is (period, start) when the call is timed by the native clock,
- * (period, start, True) when by a replacement of time.perf_counter (as for
- * the synchronous breaker, the clock is chosen once per call), and
- * (period, None) for a DISABLED call, whose outcome is never recorded. */
+/* A ticket: what begin() admitted, handed back to succeed() or fail(). The
+ * clock that timed the call is chosen once, at begin(), as for the
+ * synchronous breaker. */
 typedef struct {
+    PyObject_HEAD
     uint64_t period;
     double start;
-    int recorded;
-    int native_clock;
+    char recorded;     /* false for a DISABLED call: nothing is recorded */
+    char native_clock; /* timed by the native clock, not a replacement */
 } FgTicket;
 
-static int
-parse_ticket(PyObject *ticket, FgTicket *out)
+static void
+ticket_dealloc(PyObject *ticket)
 {
-    Py_ssize_t size = PyTuple_CheckExact(ticket) ? PyTuple_GET_SIZE(ticket) : 0;
-    if (size != 2 && size != 3) {
-        PyErr_SetString(PyExc_TypeError, "ticket must come from begin()");
-        return -1;
-    }
-    out->period = (uint64_t)PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(ticket, 0));
-    if (out->period == (uint64_t)-1 && PyErr_Occurred()) {
-        return -1;
-    }
-    PyObject *start = PyTuple_GET_ITEM(ticket, 1);
-    out->recorded = start != Py_None;
-    out->native_clock = size == 2;
-    if (out->recorded) {
-        out->start = PyFloat_AsDouble(start);
-        if (out->start == -1.0 && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    return 0;
+    PyTypeObject *type = Py_TYPE(ticket);
+    type->tp_free(ticket);
+    Py_DECREF(type);
 }
 
-PyDoc_STRVAR(begin_doc,
-"begin($self, holding_slot, /)\n"
-"--\n\n"
-"Admit a call: its ticket, or None when it must take a HALF_OPEN slot\n"
-"(holding_slot false) or give its slot back (true) and ask again. Raises\n"
-"CallNotPermittedError when the call is refused.");
+static PyType_Slot ticket_slots[] = {
+    {Py_tp_doc, "A call admitted by _AsyncCore.begin() (internal)."},
+    {Py_tp_dealloc, ticket_dealloc},
+    {0, NULL},
+};
 
-static PyObject *
-async_core_begin(FgAsyncCore *core, PyObject *holding_slot)
+static PyType_Spec ticket_spec = {
+    .name = "fluxgate._fluxgate._Ticket",
+    .basicsize = sizeof(FgTicket),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE
+             | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = ticket_slots,
+};
+
+static FgTicket *
+as_ticket(FgAsyncCore *core, PyObject *obj)
 {
-    int holding = PyObject_IsTrue(holding_slot);
-    if (holding < 0) {
+    if (!Py_IS_TYPE(obj, (PyTypeObject *)core->st->Ticket_Type)) {
+        PyErr_SetString(PyExc_TypeError, "ticket must come from begin()");
         return NULL;
     }
+    return (FgTicket *)obj;
+}
+
+static PyObject *
+admit(FgAsyncCore *core, FgAdmitMode mode)
+{
     uint64_t period;
-    int state = fg_machine_admit(
-        core, holding ? FG_ADMIT_HOLDING_SLOT : FG_ADMIT_NEEDS_SLOT, &period);
+    int state = fg_machine_admit(core, mode, &period);
     if (state == FG_ADMIT_SLOT) {
         Py_RETURN_NONE;
     }
     if (state < 0) {
         return NULL;
     }
-    int replaced = 0;
-    PyObject *start_obj = Py_None;
-    if (state != FG_DISABLED) {
-        FgCallClock clock;
-        double start;
-        if (fg_call_clock_start(core->st, &clock, &start) < 0) {
-            return NULL;
-        }
-        replaced = clock.replacement != NULL;
-        fg_call_clock_release(&clock);
-        if ((start_obj = PyFloat_FromDouble(start)) == NULL) {
-            return NULL;
-        }
-    }
-    PyObject *ticket = PyTuple_New(replaced ? 3 : 2);
-    PyObject *period_obj = ticket ? PyLong_FromUnsignedLongLong(period) : NULL;
-    if (period_obj == NULL) {
-        Py_XDECREF(ticket);
-        if (start_obj != Py_None) {
-            Py_DECREF(start_obj);
-        }
+    PyTypeObject *type = (PyTypeObject *)core->st->Ticket_Type;
+    FgTicket *ticket = (FgTicket *)type->tp_alloc(type, 0);
+    if (ticket == NULL) {
         return NULL;
     }
-    PyTuple_SET_ITEM(ticket, 0, period_obj);
-    PyTuple_SET_ITEM(ticket, 1, Py_NewRef(start_obj));
-    if (replaced) {
-        PyTuple_SET_ITEM(ticket, 2, Py_NewRef(Py_True));
+    ticket->period = period;
+    ticket->recorded = state != FG_DISABLED;
+    if (ticket->recorded) {
+        FgCallClock clock;
+        if (fg_call_clock_start(core->st, &clock, &ticket->start) < 0) {
+            Py_DECREF(ticket);
+            return NULL;
+        }
+        ticket->native_clock = clock.replacement == NULL;
+        fg_call_clock_release(&clock);
     }
-    if (start_obj != Py_None) {
-        Py_DECREF(start_obj);
-    }
-    return ticket;
+    return (PyObject *)ticket;
+}
+
+PyDoc_STRVAR(begin_doc,
+"begin($self, /)\n"
+"--\n\n"
+"Admit a call: its ticket, or None when it must first take a HALF_OPEN\n"
+"slot and ask again with begin_holding_slot(). Raises CallNotPermittedError\n"
+"when the call is refused.");
+
+static PyObject *
+async_core_begin(FgAsyncCore *core, PyObject *unused)
+{
+    return admit(core, FG_ADMIT_NEEDS_SLOT);
+}
+
+PyDoc_STRVAR(begin_holding_slot_doc,
+"begin_holding_slot($self, /)\n"
+"--\n\n"
+"As begin(), for a call holding a HALF_OPEN slot: None when the state has\n"
+"changed meanwhile, so the slot must be given back and begin() asked.");
+
+static PyObject *
+async_core_begin_holding_slot(FgAsyncCore *core, PyObject *unused)
+{
+    return admit(core, FG_ADMIT_HOLDING_SLOT);
 }
 
 PyDoc_STRVAR(succeed_doc,
@@ -177,23 +184,23 @@ PyDoc_STRVAR(succeed_doc,
 "Apply the success of the ticket's call; True when signals are waiting.");
 
 static PyObject *
-async_core_succeed(FgAsyncCore *core, PyObject *ticket)
+async_core_succeed(FgAsyncCore *core, PyObject *ticket_obj)
 {
-    FgTicket t;
-    if (parse_ticket(ticket, &t) < 0) {
+    FgTicket *t = as_ticket(core, ticket_obj);
+    if (t == NULL) {
         return NULL;
     }
-    if (t.recorded) {
+    if (t->recorded) {
         double end;
-        if (t.native_clock) {
+        if (t->native_clock) {
             end = (double)fg_raw_perf_counter_ns() / 1e9;
         }
         else if (fg_perf_counter(core->st, &end) < 0) {
             return NULL;
         }
         /* A clock moved back by a test records as an instant call. */
-        double duration = end > t.start ? end - t.start : 0.0;
-        if (fg_machine_record(core, t.period, 1, duration) < 0) {
+        double duration = end > t->start ? end - t->start : 0.0;
+        if (fg_machine_record(core, t->period, 1, duration) < 0) {
             return NULL;
         }
     }
@@ -213,12 +220,12 @@ async_core_fail(FgAsyncCore *core, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "fail() takes a ticket and an error");
         return NULL;
     }
-    FgTicket t;
-    if (parse_ticket(args[0], &t) < 0) {
+    FgTicket *t = as_ticket(core, args[0]);
+    if (t == NULL) {
         return NULL;
     }
-    if (t.recorded && PyErr_GivenExceptionMatches(args[1], PyExc_Exception)
-        && fg_machine_fail(core, t.period, args[1]) < 0) {
+    if (t->recorded && PyErr_GivenExceptionMatches(args[1], PyExc_Exception)
+        && fg_machine_fail(core, t->period, args[1]) < 0) {
         return NULL;
     }
     return signals_pending(core);
@@ -267,7 +274,9 @@ async_core_get_listeners(FgAsyncCore *core, void *closure)
 }
 
 static PyMethodDef async_core_methods[] = {
-    {"begin", (PyCFunction)async_core_begin, METH_O, begin_doc},
+    {"begin", (PyCFunction)async_core_begin, METH_NOARGS, begin_doc},
+    {"begin_holding_slot", (PyCFunction)async_core_begin_holding_slot,
+     METH_NOARGS, begin_holding_slot_doc},
     {"succeed", (PyCFunction)async_core_succeed, METH_O, succeed_doc},
     {"fail", (PyCFunction)(void (*)(void))async_core_fail, METH_FASTCALL,
      fail_doc},
@@ -314,5 +323,8 @@ static PyType_Spec async_core_spec = {
 int
 fg_async_core_init(PyObject *module, FgState *st)
 {
+    if (fg_add_type(module, &ticket_spec, NULL, &st->Ticket_Type, 0) < 0) {
+        return -1;
+    }
     return fg_add_type(module, &async_core_spec, NULL, &st->AsyncCore_Type, 1);
 }

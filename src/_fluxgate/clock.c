@@ -13,11 +13,17 @@
 /* The time module's current `name` is its own built-in function (compared by
  * the C function behind it, so that importing fluxgate while a clock is
  * already frozen changes nothing): 1 native, 0 replaced (*replacement set),
- * -1 error. */
+ * -1 error. `verified` remembers, where the interpreter allows it, the
+ * version of the time module's namespace at which `name` was last found
+ * native. */
 static int
 time_function_is_native(FgState *st, PyObject *name, PyCFunction native,
-                        PyObject **replacement)
+                        uint64_t *verified, PyObject **replacement)
 {
+    uint64_t version = fg_dict_version(st->time_dict);
+    if (version != 0 && version == *verified) {
+        return 1;
+    }
     PyObject *current;
     int found = fg_dict_get_ref(st->time_dict, name, &current);
     if (found < 0) {
@@ -27,8 +33,10 @@ time_function_is_native(FgState *st, PyObject *name, PyCFunction native,
                        && PyCFunction_GET_FUNCTION(current) == native)) {
         /* A deleted attribute leaves nothing to honour: keep the native clock. */
         Py_XDECREF(current);
+        *verified = version;
         return 1;
     }
+    *verified = 0;
     *replacement = current;
     return 0;
 }
@@ -51,7 +59,8 @@ fg_perf_counter(FgState *st, double *out)
 {
     PyObject *replacement = NULL;
     int native = time_function_is_native(st, st->s_perf_counter,
-                                         st->native_perf_counter_fn, &replacement);
+                                         st->native_perf_counter_fn,
+                                         &st->perf_counter_verified, &replacement);
     if (native == 1) {
         *out = (double)fg_raw_perf_counter_ns() / 1e9;
         return 0;
@@ -65,6 +74,7 @@ fg_call_clock_start(FgState *st, FgCallClock *clock, double *now)
     clock->replacement = NULL;
     int native = time_function_is_native(st, st->s_perf_counter,
                                          st->native_perf_counter_fn,
+                                         &st->perf_counter_verified,
                                          &clock->replacement);
     if (native < 0) {
         return -1;
@@ -96,7 +106,7 @@ fg_wall_time_ex(FgState *st, double *out, int *native)
 {
     PyObject *replacement = NULL;
     *native = time_function_is_native(st, st->s_time, st->native_time_fn,
-                                      &replacement);
+                                      &st->time_verified, &replacement);
     if (*native == 1) {
         *out = fg_raw_wall_time();
         return 0;

@@ -108,6 +108,20 @@ fg_dict_get_ref(PyObject *d, PyObject *key, PyObject **result)
 #endif
 }
 
+/* A number that changes whenever the dict changes (PEP 509), or 0 where the
+ * interpreter no longer offers one (3.12 deprecated it): callers then look
+ * the key up every time. */
+static inline uint64_t
+fg_dict_version(PyObject *d)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    return ((PyDictObject *)d)->ma_version_tag;
+#else
+    (void)d;
+    return 0;
+#endif
+}
+
 /* ---- Attributes ------------------------------------------------------------*/
 #if PY_VERSION_HEX < 0x030D0000
 static inline int

@@ -46,6 +46,7 @@
     X(CircuitBreaker_Type)                                                    \
     X(Protected_Type)                                                         \
     X(AsyncCore_Type)                                                         \
+    X(Ticket_Type)                                                            \
     X(msg_open)                                                               \
     X(msg_half_open)                                                          \
     X(msg_forced_open)                                                        \
@@ -102,6 +103,10 @@ typedef struct FgState {
     /* The C functions behind the time module's own perf_counter and time. */
     PyCFunction native_perf_counter_fn;
     PyCFunction native_time_fn;
+    /* Version of the time module's namespace at which each was last seen
+     * native (0: not known; see fg_dict_version). */
+    uint64_t perf_counter_verified;
+    uint64_t time_verified;
 } FgState;
 
 extern PyModuleDef fluxgate_module_def;
