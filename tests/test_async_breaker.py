@@ -252,6 +252,33 @@ async def test_untracked_exceptions_propagate_from_every_state() -> None:
 
 
 @pytest.mark.asyncio
+async def test_untracked_exception_in_half_open_propagates_and_records_nothing() -> None:
+    cb = tripping_breaker(tracker=TypeOf(ValueError), retry=Always(),
+                          tripper=MinRequests(2) & FailureRate(0.5) | HalfOpened())
+    await trip(cb)
+
+    async def key_error() -> None:
+        raise KeyError("untracked")
+
+    with pytest.raises(KeyError):
+        await cb.call(key_error)
+    info = cb.info()
+    assert info.state == "half_open"
+    assert info.metrics.total_count == 0
+
+
+@pytest.mark.asyncio
+async def test_refused_calls_raise_call_not_permitted_in_open_states() -> None:
+    cb = tripping_breaker()
+    await trip(cb)
+    with pytest.raises(CallNotPermittedError, match="^Circuit breaker is open$"):
+        await cb.call(ok)
+    await cb.force_open()
+    with pytest.raises(CallNotPermittedError, match="^Circuit breaker is forced open$"):
+        await cb.call(ok)
+
+
+@pytest.mark.asyncio
 async def test_disabled_records_nothing_and_metrics_only_never_trips() -> None:
     cb = tripping_breaker()
     await cb.disable()
