@@ -264,8 +264,8 @@ decide(FgStateId state, int success, int tripped)
 }
 
 /* The part of recording that must be atomic: the period check, the window,
- * the streak, and (for a native tripper) the verdict. *evaluate_later is set
- * when a tripper with Python nodes must still be evaluated outside. */
+ * the streak, and (for a native tripper) the verdict. Returns 1 with *later
+ * filled when a tripper with Python nodes must still be evaluated outside. */
 static int
 record_locked(FgBreaker *cb, uint64_t period, int success, double duration,
               const double *slow_at, Py_ssize_t n_slow, double timestamp,
@@ -366,11 +366,11 @@ make_record(FgState *st, int success, double duration, const double *slow_at,
 }
 
 /* A Python window: build the Record and call window.record() outside the
- * critical section, then count the streak if the period still holds. */
+ * critical section. 1 recorded, 0 discarded (the period is over), -1 error. */
 static int
 record_in_python_window(FgBreaker *cb, uint64_t period, int success,
                         double duration, const double *slow_at,
-                        Py_ssize_t n_slow, FgStateId *state_out, int *current)
+                        Py_ssize_t n_slow)
 {
     PyObject *record = make_record(cb->st, success, duration, slow_at, n_slow);
     if (record == NULL) {
@@ -386,7 +386,6 @@ record_in_python_window(FgBreaker *cb, uint64_t period, int success,
     }
     Py_DECREF(record);
     if (!same) {
-        *current = 0;
         return 0;
     }
     if (r == NULL) {
@@ -425,17 +424,16 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
         rc = fg_wall_time(st, &timestamp);
     }
     if (rc == 0 && !cb->native_window) {
-        FgStateId unused;
-        int current = 1;
         rc = record_in_python_window(cb, period, success, duration, slow_at,
-                                     n_slow, &unused, &current);
+                                     n_slow);
         if (rc <= 0) {
             goto done;
         }
+        rc = 0;
     }
     FgStateId target = FG_NO_TRANSITION;
     FgTripInput later = {0};
-    if (rc == 0 || rc == 1) {
+    if (rc == 0) {
         FG_LOCK(cb);
         rc = record_locked(cb, period, success, duration, slow_at, n_slow,
                            timestamp, &target, &later);
