@@ -159,3 +159,12 @@ def test_imported_while_frozen_still_detects_the_native_clocks() -> None:
     assert_native(module._monotonic, time.perf_counter)
     with freeze_time(FROZEN_AT):
         assert module._wall_time() == FROZEN_TS
+
+
+def test_time_machine_is_honoured_after_native_readings() -> None:
+    time_machine = pytest.importorskip("time_machine")
+    _fluxgate._wall_time()
+    _fluxgate._wall_time()  # the native clock has been seen and remembered
+    with time_machine.travel(1_000_000.0, tick=False):
+        assert _fluxgate._wall_time() == 1_000_000.0
+    assert _fluxgate._wall_time() > 1_000_000_000

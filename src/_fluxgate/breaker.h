@@ -40,11 +40,11 @@ typedef struct {
     int64_t reopens;
     int64_t consecutive_failures;
 
-    /* Transitions not yet delivered to listeners, oldest first, and whether
-     * some thread is delivering them right now. */
+    /* Transitions not yet delivered to listeners, oldest first, and the
+     * process one of whose threads is delivering them right now. */
     FgPendingSignal *pending;
     Py_ssize_t pending_head, pending_len, pending_cap;
-    char delivering;
+    long delivering_pid; /* the process delivering them, or 0 */
 
     PyObject *weakreflist;
 } FgBreaker;

@@ -18,25 +18,32 @@
  * native. */
 static int
 time_function_is_native(FgState *st, PyObject *name, PyCFunction native,
-                        uint64_t *verified, PyObject **replacement)
+                        FgClockCheck *verified, PyObject **replacement)
 {
+    /* While the namespace is unchanged, the function object seen then is
+     * still there; its C function is checked again because time-machine
+     * swaps that in place. */
     uint64_t version = fg_dict_version(st->time_dict);
-    if (version != 0 && version == *verified) {
+    if (version != 0 && version == verified->version
+        && PyCFunction_GET_FUNCTION(verified->function) == native) {
         return 1;
     }
+    verified->version = 0;
     PyObject *current;
     int found = fg_dict_get_ref(st->time_dict, name, &current);
     if (found < 0) {
         return -1;
     }
-    if (found == 0 || (PyCFunction_Check(current)
-                       && PyCFunction_GET_FUNCTION(current) == native)) {
+    if (found == 0) {
         /* A deleted attribute leaves nothing to honour: keep the native clock. */
-        Py_XDECREF(current);
-        *verified = version;
         return 1;
     }
-    *verified = 0;
+    if (PyCFunction_Check(current) && PyCFunction_GET_FUNCTION(current) == native) {
+        verified->version = version;
+        verified->function = current; /* borrowed: the namespace holds it */
+        Py_DECREF(current);
+        return 1;
+    }
     *replacement = current;
     return 0;
 }
@@ -60,7 +67,7 @@ fg_perf_counter(FgState *st, double *out)
     PyObject *replacement = NULL;
     int native = time_function_is_native(st, st->s_perf_counter,
                                          st->native_perf_counter_fn,
-                                         &st->perf_counter_verified, &replacement);
+                                         &st->perf_counter_check, &replacement);
     if (native == 1) {
         *out = (double)fg_raw_perf_counter_ns() / 1e9;
         return 0;
@@ -74,7 +81,7 @@ fg_call_clock_start(FgState *st, FgCallClock *clock, double *now)
     clock->replacement = NULL;
     int native = time_function_is_native(st, st->s_perf_counter,
                                          st->native_perf_counter_fn,
-                                         &st->perf_counter_verified,
+                                         &st->perf_counter_check,
                                          &clock->replacement);
     if (native < 0) {
         return -1;
@@ -106,7 +113,7 @@ fg_wall_time_ex(FgState *st, double *out, int *native)
 {
     PyObject *replacement = NULL;
     *native = time_function_is_native(st, st->s_time, st->native_time_fn,
-                                      &st->time_verified, &replacement);
+                                      &st->time_check, &replacement);
     if (*native == 1) {
         *out = fg_raw_wall_time();
         return 0;

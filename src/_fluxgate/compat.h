@@ -59,6 +59,23 @@ fg_raw_wall_ns(void)
 }
 #endif
 
+/* ---- Processes -------------------------------------------------------------*/
+#ifdef _WIN32
+#  include <process.h>
+static inline long
+fg_getpid(void)
+{
+    return (long)_getpid();
+}
+#else
+#  include <unistd.h>
+static inline long
+fg_getpid(void)
+{
+    return (long)getpid();
+}
+#endif
+
 /* ---- Exceptions ------------------------------------------------------------
  * The 3.12 single-object API for the current exception. */
 #if PY_VERSION_HEX < 0x030C0000

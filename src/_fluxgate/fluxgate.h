@@ -94,6 +94,14 @@ typedef enum {
     FG_STATE_COUNT
 } FgStateId;
 
+/* The version of the time module's namespace (fg_dict_version) at which one
+ * of its clocks was last found native, and the function object found then
+ * (borrowed from the namespace, and only read while the version holds). */
+typedef struct {
+    uint64_t version;
+    PyObject *function;
+} FgClockCheck;
+
 typedef struct FgState {
 #define FG_DECLARE_FIELD(name) PyObject *name;
     FG_STATE_OBJECTS(FG_DECLARE_FIELD)
@@ -103,10 +111,9 @@ typedef struct FgState {
     /* The C functions behind the time module's own perf_counter and time. */
     PyCFunction native_perf_counter_fn;
     PyCFunction native_time_fn;
-    /* Version of the time module's namespace at which each was last seen
-     * native (0: not known; see fg_dict_version). */
-    uint64_t perf_counter_verified;
-    uint64_t time_verified;
+    /* Where each was last seen native (see clock.c). */
+    FgClockCheck perf_counter_check;
+    FgClockCheck time_check;
 } FgState;
 
 extern PyModuleDef fluxgate_module_def;

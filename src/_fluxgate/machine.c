@@ -166,9 +166,12 @@ deliver_signals(FgBreaker *cb)
     FgPendingSignal next;
     int have;
     Py_BEGIN_CRITICAL_SECTION(cb);
-    have = !cb->delivering && pending_pop(cb, &next);
+    /* A delivery that was under way in the parent when this process forked
+     * has no thread left to finish it here. */
+    long pid = fg_getpid();
+    have = cb->delivering_pid != pid && pending_pop(cb, &next);
     if (have) {
-        cb->delivering = 1;
+        cb->delivering_pid = pid;
     }
     Py_END_CRITICAL_SECTION();
     while (have) {
@@ -176,7 +179,7 @@ deliver_signals(FgBreaker *cb)
         Py_BEGIN_CRITICAL_SECTION(cb);
         have = rc == 0 && pending_pop(cb, &next);
         if (!have) {
-            cb->delivering = 0;
+            cb->delivering_pid = 0;
         }
         Py_END_CRITICAL_SECTION();
         if (rc < 0) {
