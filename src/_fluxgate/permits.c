@@ -162,6 +162,51 @@ params_repr(PyObject *self, const char *const *names, const double *values, int 
     return repr;
 }
 
+/* (type(self), args) plus the instance dict of a Python subclass, so that
+ * copy and pickle rebuild the permit through its constructor, and so through
+ * the same validation. */
+static PyObject *
+reduce_with(PyObject *self, PyObject *args)
+{
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *state = PyObject_GetAttrString(self, "__dict__");
+    if (state == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            Py_DECREF(args);
+            return NULL;
+        }
+        PyErr_Clear();
+        state = Py_NewRef(Py_None);
+    }
+    PyObject *result = PyTuple_Pack(3, (PyObject *)Py_TYPE(self), args, state);
+    Py_DECREF(args);
+    Py_DECREF(state);
+    return result;
+}
+
+static PyObject *
+permit_reduce(PyObject *self, PyObject *unused)
+{
+    FgState *st = fg_state_from_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    PyTypeObject *builtin;
+    switch (permit_kind(st, self, &builtin)) {
+    case PERMIT_RANDOM:
+        return reduce_with(self, Py_BuildValue("(d)", ((FgRandom *)self)->ratio));
+    case PERMIT_RAMP_UP: {
+        FgRampUp *r = (FgRampUp *)self;
+        return reduce_with(self, Py_BuildValue("(ddd)", r->initial, r->final,
+                                               r->duration));
+    }
+    default:
+        return reduce_with(self, PyTuple_New(0));
+    }
+}
+
 PyDoc_STRVAR(call_doc,
 "__call__($self, /, changed_at)\n"
 "--\n\n"
@@ -171,6 +216,8 @@ PyDoc_STRVAR(call_doc,
 static PyMethodDef permit_methods[] = {
     {"__call__", (PyCFunction)(void (*)(void))permit_call,
      METH_VARARGS | METH_KEYWORDS | METH_COEXIST, call_doc},
+    {"__reduce__", permit_reduce, METH_NOARGS,
+     "__reduce__($self, /)\n--\n\nHelper for pickle and copy."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -208,6 +208,53 @@ check_jitter(PyObject *obj, double *out)
     return 0;
 }
 
+/* (type(self), args) plus the instance dict of a Python subclass, so that
+ * copy and pickle rebuild the retry through its constructor, and so through
+ * the same validation. */
+static PyObject *
+reduce_with(PyObject *self, PyObject *args)
+{
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *state = PyObject_GetAttrString(self, "__dict__");
+    if (state == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            Py_DECREF(args);
+            return NULL;
+        }
+        PyErr_Clear();
+        state = Py_NewRef(Py_None);
+    }
+    PyObject *result = PyTuple_Pack(3, (PyObject *)Py_TYPE(self), args, state);
+    Py_DECREF(args);
+    Py_DECREF(state);
+    return result;
+}
+
+static PyObject *
+retry_reduce(PyObject *self, PyObject *unused)
+{
+    FgState *st = fg_state_from_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    PyTypeObject *builtin;
+    switch (retry_kind(st, self, &builtin)) {
+    case RETRY_COOLDOWN: {
+        FgCooldown *c = (FgCooldown *)self;
+        return reduce_with(self, Py_BuildValue("(dd)", c->duration, c->jitter_ratio));
+    }
+    case RETRY_BACKOFF: {
+        FgBackoff *b = (FgBackoff *)self;
+        return reduce_with(self, Py_BuildValue("(dddd)", b->initial, b->multiplier,
+                                               b->max_duration, b->jitter_ratio));
+    }
+    default:
+        return reduce_with(self, PyTuple_New(0));
+    }
+}
+
 PyDoc_STRVAR(call_doc,
 "__call__($self, /, changed_at, reopens)\n"
 "--\n\n"
@@ -217,6 +264,8 @@ PyDoc_STRVAR(call_doc,
 static PyMethodDef retry_methods[] = {
     {"__call__", (PyCFunction)(void (*)(void))retry_call,
      METH_VARARGS | METH_KEYWORDS | METH_COEXIST, call_doc},
+    {"__reduce__", retry_reduce, METH_NOARGS,
+     "__reduce__($self, /)\n--\n\nHelper for pickle and copy."},
     {NULL, NULL, 0, NULL},
 };
 
