@@ -196,18 +196,7 @@ CONTEXTS = [
 
 
 def tripper_param(tripper: Tripper, how: str) -> Any:
-    # Known gaps of the trippers: below protocol 2 none pickles, and Closed and
-    # HalfOpened neither pickle nor copy (a shallow copy of a tree holding them
-    # does), as their __getnewargs_ex__ gives a tuple for the keyword dict.
-    copied = [tripper] if how == "copy" else list(tripper)
-    if how in ("pickle0", "pickle1"):
-        reason = "trippers pickle from protocol 2 only"
-    elif any(isinstance(node, (Closed, HalfOpened)) for node in copied):
-        reason = "Closed and HalfOpened: __getnewargs_ex__ gives no keyword dict"
-    else:
-        return pytest.param(tripper, how, id=f"{tripper!r}-{how}")
-    mark = pytest.mark.xfail(raises=TypeError, strict=True, reason=reason)
-    return pytest.param(tripper, how, id=f"{tripper!r}-{how}", marks=mark)
+    return pytest.param(tripper, how, id=f"{tripper!r}-{how}")
 
 
 @pytest.mark.parametrize(
@@ -495,11 +484,6 @@ SUBCLASSED: dict[str, Callable[[], Any]] = {
 
 
 def subclass_param(name: str, how: str) -> Any:
-    if name == "tripper" and how in ("pickle0", "pickle1"):
-        mark = pytest.mark.xfail(
-            raises=TypeError, strict=True, reason="trippers pickle from protocol 2 only"
-        )
-        return pytest.param(name, how, id=f"{name}-{how}", marks=mark)
     return pytest.param(name, how, id=f"{name}-{how}")
 
 

@@ -692,8 +692,9 @@ def reference(spec: tuple[Any, ...], node: Any, c: CallContext, log: list[object
 
 
 def _operands(node: Any) -> tuple[Any, Any]:
-    state = node.__getnewargs__()
-    return state[0], state[1]
+    # A composite reduces to copyreg.__newobj_ex__(type, (left, right), {}).
+    _, (_, operands, _), *_ = node.__reduce__()
+    return operands[0], operands[1]
 
 
 @given(

@@ -520,25 +520,59 @@ leaf_repr(Leaf *self)
     }
 }
 
-PyDoc_STRVAR(getnewargs_ex_doc,
-"__getnewargs_ex__($self, /)\n--\n\nArguments that rebuild this tripper.");
+PyDoc_STRVAR(reduce_doc,
+"__reduce__($self, /)\n--\n\nHelper for pickle and copy.");
+
+/* copyreg.__newobj_ex__(type, args, kwargs) with a Python subclass's
+ * instance dict as the state: the constructor's own checks run again on
+ * unpickling, at every protocol (from 2 pickle turns it into NEWOBJ_EX). */
+static PyObject *
+reduce_with(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *result = NULL, *copyreg = NULL, *newobj = NULL, *state = NULL;
+    if (args == NULL || kwargs == NULL) {
+        goto done;
+    }
+    if ((copyreg = PyImport_ImportModule("copyreg")) == NULL
+        || (newobj = PyObject_GetAttrString(copyreg, "__newobj_ex__")) == NULL) {
+        goto done;
+    }
+    PyObject *name = PyUnicode_InternFromString("__dict__");
+    if (name == NULL || PyObject_GetOptionalAttr(self, name, &state) < 0) {
+        Py_XDECREF(name);
+        goto done;
+    }
+    Py_DECREF(name);
+    result = Py_BuildValue("O(OOO)O", newobj, (PyObject *)Py_TYPE(self), args,
+                           kwargs, state ? state : Py_None);
+done:
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(copyreg);
+    Py_XDECREF(newobj);
+    Py_XDECREF(state);
+    return result;
+}
 
 static PyObject *
-leaf_getnewargs_ex(Leaf *self, PyObject *unused)
+leaf_reduce(Leaf *self, PyObject *unused)
 {
+    PyObject *self_obj = (PyObject *)self;
     switch (self->kind) {
     case K_MIN_REQUESTS:
     case K_FAILURE_STREAK:
-        return Py_BuildValue("((L){})", (long long)self->count);
+        return reduce_with(self_obj, Py_BuildValue("(L)", (long long)self->count),
+                           PyDict_New());
     case K_FAILURE_RATE:
-        return Py_BuildValue("((d){})", self->ratio);
+        return reduce_with(self_obj, Py_BuildValue("(d)", self->ratio), PyDict_New());
     case K_AVG_LATENCY:
-        return Py_BuildValue("((d){})", self->threshold);
+        return reduce_with(self_obj, Py_BuildValue("(d)", self->threshold),
+                           PyDict_New());
     case K_SLOW_RATE:
-        return Py_BuildValue("((d){sd})", self->ratio, "threshold",
-                             self->threshold);
+        return reduce_with(self_obj, Py_BuildValue("(d)", self->ratio),
+                           Py_BuildValue("{sd}", "threshold", self->threshold));
     default:
-        return Py_BuildValue("(()())");
+        return reduce_with(self_obj, PyTuple_New(0), PyDict_New());
     }
 }
 
@@ -718,8 +752,7 @@ slow_rate_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static PyMethodDef leaf_methods[] = {
     {"__call__", (PyCFunction)(void (*)(void))tripper_call,
      METH_VARARGS | METH_KEYWORDS | METH_COEXIST, call_doc},
-    {"__getnewargs_ex__", (PyCFunction)leaf_getnewargs_ex, METH_NOARGS,
-     getnewargs_ex_doc},
+    {"__reduce__", (PyCFunction)leaf_reduce, METH_NOARGS, reduce_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -965,20 +998,17 @@ composite_repr(Composite *self)
     return repr;
 }
 
-PyDoc_STRVAR(getnewargs_doc,
-"__getnewargs__($self, /)\n--\n\nThe operands that rebuild this composite.");
-
 static PyObject *
-composite_getnewargs(Composite *self, PyObject *unused)
+composite_reduce(Composite *self, PyObject *unused)
 {
-    return PyTuple_Pack(2, self->left, self->right);
+    return reduce_with((PyObject *)self, PyTuple_Pack(2, self->left, self->right),
+                       PyDict_New());
 }
 
 static PyMethodDef composite_methods[] = {
     {"__call__", (PyCFunction)(void (*)(void))tripper_call,
      METH_VARARGS | METH_KEYWORDS | METH_COEXIST, call_doc},
-    {"__getnewargs__", (PyCFunction)composite_getnewargs, METH_NOARGS,
-     getnewargs_doc},
+    {"__reduce__", (PyCFunction)composite_reduce, METH_NOARGS, reduce_doc},
     {NULL, NULL, 0, NULL},
 };
 
