@@ -692,8 +692,8 @@ def reference(spec: tuple[Any, ...], node: Any, c: CallContext, log: list[object
 
 
 def _operands(node: Any) -> tuple[Any, Any]:
-    # A composite reduces to copyreg.__newobj_ex__(type, (left, right), {}).
-    _, (_, operands, _), *_ = node.__reduce__()
+    # A composite reduces to (type, (left, right), state).
+    _, operands, *_ = node.__reduce__()
     return operands[0], operands[1]
 
 

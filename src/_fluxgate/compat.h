@@ -147,6 +147,20 @@ fg_PyObject_GetOptionalAttr(PyObject *obj, PyObject *name, PyObject **result)
     return _PyObject_LookupAttr(obj, name, result);
 }
 #  define PyObject_GetOptionalAttr fg_PyObject_GetOptionalAttr
+static inline int
+fg_PyObject_GetOptionalAttrString(PyObject *obj, const char *name,
+                                  PyObject **result)
+{
+    PyObject *key = PyUnicode_FromString(name);
+    if (key == NULL) {
+        *result = NULL;
+        return -1;
+    }
+    int rc = _PyObject_LookupAttr(obj, key, result);
+    Py_DECREF(key);
+    return rc;
+}
+#  define PyObject_GetOptionalAttrString fg_PyObject_GetOptionalAttrString
 #endif
 
 /* Member definitions: the Py_T_* spellings are public from 3.12. */

@@ -24,6 +24,19 @@
  * attribute `name` unchanged (no override anywhere in between). */
 int fg_inherits_method(PyTypeObject *type, PyTypeObject *builtin, PyObject *name);
 
+/* ---- What component types share (component.c) ----------------------------*/
+
+/* tp_dealloc of a type whose instances hold no Python objects. */
+void fg_plain_dealloc(PyObject *self);
+/* "Name(a=1.0, b=2.0)" with the type's qualified name. */
+PyObject *fg_params_repr(PyObject *self, const char *const *names,
+                         const double *values, int n);
+/* __reduce__ rebuilding self from its constructor's arguments, with a Python
+ * subclass's instance dict as the state, so that unpickling runs the
+ * constructor's checks again. Steals args and kwargs; with kwargs (may be
+ * NULL) it goes through copyreg.__newobj_ex__. */
+PyObject *fg_reduce(PyObject *self, PyObject *args, PyObject *kwargs);
+
 /* ---- Trackers (trackers.c) -----------------------------------------------
  * tracker(exception) -> bool. `exception` is an Exception instance. */
 int fg_tracker_check(FgState *st, PyObject *tracker, PyObject *exception);

@@ -127,65 +127,6 @@ permit_call(PyObject *self, PyObject *args, PyObject *kwargs)
 
 /* ---- shared type machinery ------------------------------------------------*/
 
-static void
-permit_dealloc(PyObject *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
-
-/* "Name(a=1.0, b=2.0)" with the type's qualified name. */
-static PyObject *
-params_repr(PyObject *self, const char *const *names, const double *values, int n)
-{
-    PyObject *qualname = PyObject_GetAttrString((PyObject *)Py_TYPE(self),
-                                                "__qualname__");
-    if (qualname == NULL) {
-        return NULL;
-    }
-    PyObject *repr = PyUnicode_FromFormat("%U(", qualname);
-    Py_DECREF(qualname);
-    for (int i = 0; i < n && repr != NULL; i++) {
-        PyObject *value = PyFloat_FromDouble(values[i]);
-        if (value == NULL) {
-            Py_CLEAR(repr);
-            break;
-        }
-        PyUnicode_AppendAndDel(&repr, PyUnicode_FromFormat("%s%s=%R", i ? ", " : "",
-                                                           names[i], value));
-        Py_DECREF(value);
-    }
-    if (repr != NULL) {
-        PyUnicode_AppendAndDel(&repr, PyUnicode_FromString(")"));
-    }
-    return repr;
-}
-
-/* (type(self), args) plus the instance dict of a Python subclass, so that
- * copy and pickle rebuild the permit through its constructor, and so through
- * the same validation. */
-static PyObject *
-reduce_with(PyObject *self, PyObject *args)
-{
-    if (args == NULL) {
-        return NULL;
-    }
-    PyObject *state = PyObject_GetAttrString(self, "__dict__");
-    if (state == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            Py_DECREF(args);
-            return NULL;
-        }
-        PyErr_Clear();
-        state = Py_NewRef(Py_None);
-    }
-    PyObject *result = PyTuple_Pack(3, (PyObject *)Py_TYPE(self), args, state);
-    Py_DECREF(args);
-    Py_DECREF(state);
-    return result;
-}
-
 static PyObject *
 permit_reduce(PyObject *self, PyObject *unused)
 {
@@ -196,14 +137,16 @@ permit_reduce(PyObject *self, PyObject *unused)
     PyTypeObject *builtin;
     switch (permit_kind(st, self, &builtin)) {
     case PERMIT_RANDOM:
-        return reduce_with(self, Py_BuildValue("(d)", ((FgRandom *)self)->ratio));
+        return fg_reduce(self, Py_BuildValue("(d)", ((FgRandom *)self)->ratio),
+                         NULL);
     case PERMIT_RAMP_UP: {
         FgRampUp *r = (FgRampUp *)self;
-        return reduce_with(self, Py_BuildValue("(ddd)", r->initial, r->final,
-                                               r->duration));
+        return fg_reduce(self,
+                         Py_BuildValue("(ddd)", r->initial, r->final, r->duration),
+                         NULL);
     }
     default:
-        return reduce_with(self, PyTuple_New(0));
+        return fg_reduce(self, PyTuple_New(0), NULL);
     }
 }
 
@@ -240,14 +183,14 @@ all_init(PyObject *self, PyObject *args, PyObject *kwargs)
 static PyObject *
 all_repr(PyObject *self)
 {
-    return params_repr(self, NULL, NULL, 0);
+    return fg_params_repr(self, NULL, NULL, 0);
 }
 
 static PyType_Slot all_slots[] = {
     {Py_tp_doc, (void *)all_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, all_init},
-    {Py_tp_dealloc, permit_dealloc},
+    {Py_tp_dealloc, fg_plain_dealloc},
     {Py_tp_repr, all_repr},
     {Py_tp_call, permit_call},
     {Py_tp_methods, permit_methods},
@@ -293,7 +236,7 @@ static PyObject *
 random_repr(FgRandom *self)
 {
     static const char *const names[] = {"ratio"};
-    return params_repr((PyObject *)self, names, &self->ratio, 1);
+    return fg_params_repr((PyObject *)self, names, &self->ratio, 1);
 }
 
 static PyMemberDef random_members[] = {
@@ -306,7 +249,7 @@ static PyType_Slot random_slots[] = {
     {Py_tp_doc, (void *)random_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, random_init},
-    {Py_tp_dealloc, permit_dealloc},
+    {Py_tp_dealloc, fg_plain_dealloc},
     {Py_tp_repr, random_repr},
     {Py_tp_call, permit_call},
     {Py_tp_methods, permit_methods},
@@ -367,7 +310,7 @@ ramp_up_repr(FgRampUp *self)
 {
     static const char *const names[] = {"initial", "final", "duration"};
     double values[] = {self->initial, self->final, self->duration};
-    return params_repr((PyObject *)self, names, values, 3);
+    return fg_params_repr((PyObject *)self, names, values, 3);
 }
 
 static PyMemberDef ramp_up_members[] = {
@@ -384,7 +327,7 @@ static PyType_Slot ramp_up_slots[] = {
     {Py_tp_doc, (void *)ramp_up_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, ramp_up_init},
-    {Py_tp_dealloc, permit_dealloc},
+    {Py_tp_dealloc, fg_plain_dealloc},
     {Py_tp_repr, ramp_up_repr},
     {Py_tp_call, permit_call},
     {Py_tp_methods, permit_methods},

@@ -159,41 +159,6 @@ retry_call(PyObject *self, PyObject *args, PyObject *kwargs)
 
 /* ---- shared type machinery ------------------------------------------------*/
 
-static void
-retry_dealloc(PyObject *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
-
-/* "Name(a=1.0, b=2.0)" with the type's qualified name. */
-static PyObject *
-params_repr(PyObject *self, const char *const *names, const double *values, int n)
-{
-    PyObject *qualname = PyObject_GetAttrString((PyObject *)Py_TYPE(self),
-                                                "__qualname__");
-    if (qualname == NULL) {
-        return NULL;
-    }
-    PyObject *repr = PyUnicode_FromFormat("%U(", qualname);
-    Py_DECREF(qualname);
-    for (int i = 0; i < n && repr != NULL; i++) {
-        PyObject *value = PyFloat_FromDouble(values[i]);
-        if (value == NULL) {
-            Py_CLEAR(repr);
-            break;
-        }
-        PyUnicode_AppendAndDel(&repr, PyUnicode_FromFormat("%s%s=%R", i ? ", " : "",
-                                                           names[i], value));
-        Py_DECREF(value);
-    }
-    if (repr != NULL) {
-        PyUnicode_AppendAndDel(&repr, PyUnicode_FromString(")"));
-    }
-    return repr;
-}
-
 /* Arguments of the same name and meaning in several constructors. */
 static int
 check_jitter(PyObject *obj, double *out)
@@ -208,30 +173,6 @@ check_jitter(PyObject *obj, double *out)
     return 0;
 }
 
-/* (type(self), args) plus the instance dict of a Python subclass, so that
- * copy and pickle rebuild the retry through its constructor, and so through
- * the same validation. */
-static PyObject *
-reduce_with(PyObject *self, PyObject *args)
-{
-    if (args == NULL) {
-        return NULL;
-    }
-    PyObject *state = PyObject_GetAttrString(self, "__dict__");
-    if (state == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            Py_DECREF(args);
-            return NULL;
-        }
-        PyErr_Clear();
-        state = Py_NewRef(Py_None);
-    }
-    PyObject *result = PyTuple_Pack(3, (PyObject *)Py_TYPE(self), args, state);
-    Py_DECREF(args);
-    Py_DECREF(state);
-    return result;
-}
-
 static PyObject *
 retry_reduce(PyObject *self, PyObject *unused)
 {
@@ -243,15 +184,18 @@ retry_reduce(PyObject *self, PyObject *unused)
     switch (retry_kind(st, self, &builtin)) {
     case RETRY_COOLDOWN: {
         FgCooldown *c = (FgCooldown *)self;
-        return reduce_with(self, Py_BuildValue("(dd)", c->duration, c->jitter_ratio));
+        return fg_reduce(self, Py_BuildValue("(dd)", c->duration, c->jitter_ratio),
+                         NULL);
     }
     case RETRY_BACKOFF: {
         FgBackoff *b = (FgBackoff *)self;
-        return reduce_with(self, Py_BuildValue("(dddd)", b->initial, b->multiplier,
-                                               b->max_duration, b->jitter_ratio));
+        return fg_reduce(self,
+                         Py_BuildValue("(dddd)", b->initial, b->multiplier,
+                                       b->max_duration, b->jitter_ratio),
+                         NULL);
     }
     default:
-        return reduce_with(self, PyTuple_New(0));
+        return fg_reduce(self, PyTuple_New(0), NULL);
     }
 }
 
@@ -288,7 +232,7 @@ never_init(PyObject *self, PyObject *args, PyObject *kwargs)
 static PyObject *
 no_args_repr(PyObject *self)
 {
-    return params_repr(self, NULL, NULL, 0);
+    return fg_params_repr(self, NULL, NULL, 0);
 }
 
 PyDoc_STRVAR(always_doc,
@@ -305,7 +249,7 @@ static PyType_Slot always_slots[] = {
     {Py_tp_doc, (void *)always_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, always_init},
-    {Py_tp_dealloc, retry_dealloc},
+    {Py_tp_dealloc, fg_plain_dealloc},
     {Py_tp_repr, no_args_repr},
     {Py_tp_call, retry_call},
     {Py_tp_methods, retry_methods},
@@ -316,7 +260,7 @@ static PyType_Slot never_slots[] = {
     {Py_tp_doc, (void *)never_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, never_init},
-    {Py_tp_dealloc, retry_dealloc},
+    {Py_tp_dealloc, fg_plain_dealloc},
     {Py_tp_repr, no_args_repr},
     {Py_tp_call, retry_call},
     {Py_tp_methods, retry_methods},
@@ -378,7 +322,7 @@ cooldown_repr(FgCooldown *self)
 {
     static const char *const names[] = {"duration", "jitter_ratio"};
     double values[] = {self->duration, self->jitter_ratio};
-    return params_repr((PyObject *)self, names, values, 2);
+    return fg_params_repr((PyObject *)self, names, values, 2);
 }
 
 static PyMemberDef cooldown_members[] = {
@@ -393,7 +337,7 @@ static PyType_Slot cooldown_slots[] = {
     {Py_tp_doc, (void *)cooldown_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, cooldown_init},
-    {Py_tp_dealloc, retry_dealloc},
+    {Py_tp_dealloc, fg_plain_dealloc},
     {Py_tp_repr, cooldown_repr},
     {Py_tp_call, retry_call},
     {Py_tp_methods, retry_methods},
@@ -472,7 +416,7 @@ backoff_repr(FgBackoff *self)
                                         "jitter_ratio"};
     double values[] = {self->initial, self->multiplier, self->max_duration,
                        self->jitter_ratio};
-    return params_repr((PyObject *)self, names, values, 4);
+    return fg_params_repr((PyObject *)self, names, values, 4);
 }
 
 static PyMemberDef backoff_members[] = {
@@ -491,7 +435,7 @@ static PyType_Slot backoff_slots[] = {
     {Py_tp_doc, (void *)backoff_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, backoff_init},
-    {Py_tp_dealloc, retry_dealloc},
+    {Py_tp_dealloc, fg_plain_dealloc},
     {Py_tp_repr, backoff_repr},
     {Py_tp_call, retry_call},
     {Py_tp_methods, retry_methods},

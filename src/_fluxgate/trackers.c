@@ -401,29 +401,6 @@ pair_dealloc(TrackerPair *self)
     Py_TRASHCAN_END
 }
 
-/* (type(self), args) plus the instance dict of a Python subclass, so that
- * copy and pickle rebuild the tracker through its constructor. */
-static PyObject *
-reduce_with(PyObject *self, PyObject *args)
-{
-    if (args == NULL) {
-        return NULL;
-    }
-    PyObject *state = PyObject_GetAttrString(self, "__dict__");
-    if (state == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            Py_DECREF(args);
-            return NULL;
-        }
-        PyErr_Clear();
-        state = Py_NewRef(Py_None);
-    }
-    PyObject *result = PyTuple_Pack(3, (PyObject *)Py_TYPE(self), args, state);
-    Py_DECREF(args);
-    Py_DECREF(state);
-    return result;
-}
-
 #define FG_REDUCE_DOC "__reduce__($self, /)\n--\n\nHelper for pickle and copy."
 
 /* ---- All -----------------------------------------------------------------*/
@@ -449,7 +426,7 @@ all_repr(PyObject *self)
 static PyObject *
 all_reduce(PyObject *self, PyObject *unused)
 {
-    return reduce_with(self, PyTuple_New(0));
+    return fg_reduce(self, PyTuple_New(0), NULL);
 }
 
 static PyMethodDef all_methods[] = {
@@ -578,7 +555,7 @@ typeof_reduce(PyObject *self, PyObject *unused)
         not_initialised(self);
         return NULL;
     }
-    return reduce_with(self, types);
+    return fg_reduce(self, types, NULL);
 }
 
 static PyMethodDef typeof_methods[] = {
@@ -660,7 +637,7 @@ custom_reduce(PyObject *self, PyObject *unused)
     }
     PyObject *args = PyTuple_Pack(1, func);
     Py_DECREF(func);
-    return reduce_with(self, args);
+    return fg_reduce(self, args, NULL);
 }
 
 static PyMethodDef custom_methods[] = {
@@ -794,7 +771,7 @@ pair_reduce(PyObject *self, PyObject *unused)
         not_initialised(self);
         return NULL;
     }
-    return reduce_with(self, PyTuple_Pack(2, pair->left, pair->right));
+    return fg_reduce(self, PyTuple_Pack(2, pair->left, pair->right), NULL);
 }
 
 static PyObject *
@@ -805,7 +782,7 @@ not_reduce(PyObject *self, PyObject *unused)
         not_initialised(self);
         return NULL;
     }
-    return reduce_with(self, PyTuple_Pack(1, operand));
+    return fg_reduce(self, PyTuple_Pack(1, operand), NULL);
 }
 
 static PyMethodDef and_methods[] = {

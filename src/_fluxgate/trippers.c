@@ -523,37 +523,6 @@ leaf_repr(Leaf *self)
 PyDoc_STRVAR(reduce_doc,
 "__reduce__($self, /)\n--\n\nHelper for pickle and copy.");
 
-/* copyreg.__newobj_ex__(type, args, kwargs) with a Python subclass's
- * instance dict as the state: the constructor's own checks run again on
- * unpickling, at every protocol (from 2 pickle turns it into NEWOBJ_EX). */
-static PyObject *
-reduce_with(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    PyObject *result = NULL, *copyreg = NULL, *newobj = NULL, *state = NULL;
-    if (args == NULL || kwargs == NULL) {
-        goto done;
-    }
-    if ((copyreg = PyImport_ImportModule("copyreg")) == NULL
-        || (newobj = PyObject_GetAttrString(copyreg, "__newobj_ex__")) == NULL) {
-        goto done;
-    }
-    PyObject *name = PyUnicode_InternFromString("__dict__");
-    if (name == NULL || PyObject_GetOptionalAttr(self, name, &state) < 0) {
-        Py_XDECREF(name);
-        goto done;
-    }
-    Py_DECREF(name);
-    result = Py_BuildValue("O(OOO)O", newobj, (PyObject *)Py_TYPE(self), args,
-                           kwargs, state ? state : Py_None);
-done:
-    Py_XDECREF(args);
-    Py_XDECREF(kwargs);
-    Py_XDECREF(copyreg);
-    Py_XDECREF(newobj);
-    Py_XDECREF(state);
-    return result;
-}
-
 static PyObject *
 leaf_reduce(Leaf *self, PyObject *unused)
 {
@@ -561,18 +530,17 @@ leaf_reduce(Leaf *self, PyObject *unused)
     switch (self->kind) {
     case K_MIN_REQUESTS:
     case K_FAILURE_STREAK:
-        return reduce_with(self_obj, Py_BuildValue("(L)", (long long)self->count),
-                           PyDict_New());
+        return fg_reduce(self_obj, Py_BuildValue("(L)", (long long)self->count),
+                         NULL);
     case K_FAILURE_RATE:
-        return reduce_with(self_obj, Py_BuildValue("(d)", self->ratio), PyDict_New());
+        return fg_reduce(self_obj, Py_BuildValue("(d)", self->ratio), NULL);
     case K_AVG_LATENCY:
-        return reduce_with(self_obj, Py_BuildValue("(d)", self->threshold),
-                           PyDict_New());
+        return fg_reduce(self_obj, Py_BuildValue("(d)", self->threshold), NULL);
     case K_SLOW_RATE:
-        return reduce_with(self_obj, Py_BuildValue("(d)", self->ratio),
-                           Py_BuildValue("{sd}", "threshold", self->threshold));
+        return fg_reduce(self_obj, Py_BuildValue("(d)", self->ratio),
+                         Py_BuildValue("{sd}", "threshold", self->threshold));
     default:
-        return reduce_with(self_obj, PyTuple_New(0), PyDict_New());
+        return fg_reduce(self_obj, PyTuple_New(0), NULL);
     }
 }
 
@@ -1001,8 +969,8 @@ composite_repr(Composite *self)
 static PyObject *
 composite_reduce(Composite *self, PyObject *unused)
 {
-    return reduce_with((PyObject *)self, PyTuple_Pack(2, self->left, self->right),
-                       PyDict_New());
+    return fg_reduce((PyObject *)self, PyTuple_Pack(2, self->left, self->right),
+                     NULL);
 }
 
 static PyMethodDef composite_methods[] = {
