@@ -108,9 +108,10 @@ custom_eval(FgState *st, PyObject *self, PyObject *exception)
 }
 
 /* The composites are immutable; a field is NULL only after the garbage
- * collector cleared the object. */
+ * collector cleared the object. The right operand is asked only when the
+ * left one answered `undecided` (1 for &, 0 for |), as `and`/`or` do. */
 static int
-and_eval(FgState *st, PyObject *self, PyObject *exception)
+pair_eval(FgState *st, PyObject *self, PyObject *exception, int undecided)
 {
     TrackerPair *pair = (TrackerPair *)self;
     if (pair->left == NULL) {
@@ -120,7 +121,7 @@ and_eval(FgState *st, PyObject *self, PyObject *exception)
         return -1;
     }
     int result = fg_tracker_check(st, pair->left, exception);
-    if (result == 1) {
+    if (result == undecided) {
         result = fg_tracker_check(st, pair->right, exception);
     }
     Py_LeaveRecursiveCall();
@@ -128,21 +129,15 @@ and_eval(FgState *st, PyObject *self, PyObject *exception)
 }
 
 static int
+and_eval(FgState *st, PyObject *self, PyObject *exception)
+{
+    return pair_eval(st, self, exception, 1);
+}
+
+static int
 or_eval(FgState *st, PyObject *self, PyObject *exception)
 {
-    TrackerPair *pair = (TrackerPair *)self;
-    if (pair->left == NULL) {
-        return not_initialised(self);
-    }
-    if (Py_EnterRecursiveCall(" while evaluating a tracker")) {
-        return -1;
-    }
-    int result = fg_tracker_check(st, pair->left, exception);
-    if (result == 0) {
-        result = fg_tracker_check(st, pair->right, exception);
-    }
-    Py_LeaveRecursiveCall();
-    return result;
+    return pair_eval(st, self, exception, 0);
 }
 
 static int
