@@ -31,7 +31,9 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from _pytest.runner import runtestprotocol
@@ -282,3 +284,43 @@ class LeakCheck:
             f"\nobjects tracked by the garbage collector that grew on one more run: "
             f"{listed or 'none (the leak is in untracked objects or counts alone)'}"
         )
+
+
+@dataclass(frozen=True)
+class TypeCheck:
+    """What mypy --strict said about one program."""
+
+    status: int
+    output: str
+    error_lines: list[int]
+
+
+@pytest.fixture
+def mypy_strict(tmp_path: Path) -> Callable[[str], TypeCheck]:
+    """Type-check a program against the installed fluxgate and its stubs."""
+    api = pytest.importorskip("mypy.api")
+    import fluxgate
+
+    package_root = Path(fluxgate.__file__).resolve().parent.parent
+    # An editable install is found through an import hook mypy cannot follow.
+    in_site = package_root.name in ("site-packages", "dist-packages")
+    args = [
+        "--strict",
+        "--follow-imports=silent",
+        "--no-error-summary",
+        "--show-error-codes",
+        "--cache-dir", str(tmp_path / "mypy-cache"),
+        "--python-executable", sys.executable,
+    ]  # fmt: skip
+
+    def check(source: str) -> TypeCheck:
+        path = tmp_path / f"program_{len(list(tmp_path.glob('program_*.py')))}.py"
+        path.write_text(source)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MYPYPATH", "" if in_site else str(package_root))
+            patch.chdir(tmp_path)
+            out, err, status = api.run([*args, path.name])
+        lines = {int(line.split(":")[1]) for line in out.splitlines() if ": error:" in line}
+        return TypeCheck(status, out + err, sorted(lines))
+
+    return check

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
-
-pytest.importorskip("mypy")
+from conftest import TypeCheck
 
 PROGRAM = '''
 import asyncio
@@ -148,32 +144,19 @@ MISUSE = {
 }
 
 
-def run_mypy(tmp_path: Path, name: str, source: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-         "--cache-dir", str(tmp_path / ".mypy_cache"), str(path)],
-        capture_output=True, text=True, timeout=300,
-    )
+def test_a_realistic_program_type_checks(mypy_strict: Callable[[str], TypeCheck]) -> None:
+    result = mypy_strict(PROGRAM)
+    assert result.status == 0, result.output
 
 
-def test_a_realistic_program_type_checks(tmp_path: Path) -> None:
-    result = run_mypy(tmp_path, "program", PROGRAM)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_misuse_is_reported(tmp_path: Path) -> None:
+def test_misuse_is_reported(mypy_strict: Callable[[str], TypeCheck]) -> None:
     program = "\n".join(
         f"def case_{i}() -> None:\n" + textwrap.indent(source, "    ")
         for i, source in enumerate(MISUSE.values())
     )
-    result = run_mypy(tmp_path, "misuse", program)
-    assert result.returncode == 1
-    lines_with_errors = {
-        int(line.split(":")[1]) for line in result.stdout.splitlines() if ": error:" in line
-    }
+    result = mypy_strict(program)
+    assert result.status == 1
     starts = [i for i, line in enumerate(program.splitlines(), 1) if line.startswith("def case_")]
     ends = starts[1:] + [len(program.splitlines()) + 1]
     for name, start, end in zip(MISUSE, starts, ends):
-        assert any(start < line < end for line in lines_with_errors), (name, result.stdout)
+        assert any(start < line < end for line in result.error_lines), (name, result.output)

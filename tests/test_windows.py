@@ -9,11 +9,11 @@ import threading
 import tracemalloc
 from collections import deque
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from conftest import TypeCheck
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -853,30 +853,11 @@ e: int = CountWindow(3).get_metric()
 """
 
 
-def test_stubs_accept_real_programs_and_reject_wrong_ones(tmp_path: Path) -> None:
-    api = pytest.importorskip("mypy.api")
-    (tmp_path / "good.py").write_text(TYPED_PROGRAM)
-    (tmp_path / "wrong.py").write_text(WRONG_PROGRAM)
-    package_root = Path(fluxgate.__file__).resolve().parent.parent
-    args = [
-        "--strict",
-        "--follow-imports=silent",
-        "--no-error-summary",
-        "--show-error-codes",
-        "--cache-dir", str(tmp_path / "cache"),
-        "--python-executable", sys.executable,
-    ]  # fmt: skip
-    # An editable install is found through an import hook mypy cannot follow.
-    in_site = package_root.name in ("site-packages", "dist-packages")
-    env_path = "" if in_site else str(package_root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MYPYPATH", env_path)
-        patch.chdir(tmp_path)
-        good_out, good_err, good_status = api.run([*args, "good.py"])
-        wrong_out, _, wrong_status = api.run([*args, "wrong.py"])
-    assert good_status == 0, good_out + good_err
-    assert wrong_status == 1
-    lines = sorted(
-        {int(line.split(":")[1]) for line in wrong_out.splitlines() if ": error:" in line}
-    )
-    assert lines == [2, 3, 4, 5, 6], wrong_out
+def test_stubs_accept_real_programs_and_reject_wrong_ones(
+    mypy_strict: Callable[[str], TypeCheck],
+) -> None:
+    good = mypy_strict(TYPED_PROGRAM)
+    assert good.status == 0, good.output
+    wrong = mypy_strict(WRONG_PROGRAM)
+    assert wrong.status == 1
+    assert wrong.error_lines == [2, 3, 4, 5, 6], wrong.output
