@@ -246,7 +246,8 @@ def _local_slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Route httpx requests for slack.com to a local Slack-compatible server.
 
     Yields the list of refused URLs (requests for any other host)."""
-    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("httpx")
+    import httpx
     from listeners.slack_server import running_fake_slack
 
     refused: list[str] = []
@@ -258,7 +259,7 @@ def _local_slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     with running_fake_slack() as fake:
         local = httpx.URL(fake.url)
 
-        def redirected(request: Any) -> Any:
+        def redirected(request: httpx.Request) -> httpx.Request:
             if request.url.host != "slack.com":
                 refused.append(str(request.url))
                 raise httpx.ConnectError("examples may only reach Slack", request=request)
@@ -266,21 +267,21 @@ def _local_slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
             request.headers["Host"] = f"{local.host}:{local.port}"
             return request
 
-        class Redirect(httpx.BaseTransport):  # type: ignore[misc]
+        class Redirect(httpx.BaseTransport):
             def __init__(self) -> None:
                 self.inner = httpx.HTTPTransport()
 
-            def handle_request(self, request: Any) -> Any:
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
                 return self.inner.handle_request(redirected(request))
 
             def close(self) -> None:
                 self.inner.close()
 
-        class AsyncRedirect(httpx.AsyncBaseTransport):  # type: ignore[misc]
+        class AsyncRedirect(httpx.AsyncBaseTransport):
             def __init__(self) -> None:
                 self.inner = httpx.AsyncHTTPTransport()
 
-            async def handle_async_request(self, request: Any) -> Any:
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
                 return await self.inner.handle_async_request(redirected(request))
 
             async def aclose(self) -> None:
@@ -505,3 +506,131 @@ def test_slack_requests_reach_only_the_local_server(monkeypatch: pytest.MonkeyPa
     )
     with pytest.raises(AssertionError, match="tried to reach"):
         run_example(_example(source), monkeypatch)
+
+
+# ---- the API reference against the package ----------------------------------
+
+
+def _split_parameters(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current.strip())
+    return parts
+
+
+def _documented(parameters: str) -> list[tuple[str, object]]:
+    """``name: type = default`` items as (name, default or a marker)."""
+    import ast
+
+    result: list[tuple[str, object]] = []
+    for item in _split_parameters(parameters):
+        name_and_type, _, default = item.partition("=")
+        name = name_and_type.split(":")[0].strip()
+        value = ast.literal_eval(default.strip()) if default else inspect.Parameter.empty
+        result.append((name, value))
+    return result
+
+
+def _actual(obj: Any) -> list[tuple[str, object]]:
+    result: list[tuple[str, object]] = []
+    previous = None
+    for parameter in inspect.signature(obj).parameters.values():
+        kind = parameter.kind
+        if previous is inspect.Parameter.POSITIONAL_ONLY and kind is not previous:
+            result.append(("/", inspect.Parameter.empty))
+        if kind is inspect.Parameter.KEYWORD_ONLY and previous not in (
+            inspect.Parameter.KEYWORD_ONLY,
+            inspect.Parameter.VAR_POSITIONAL,
+        ):
+            result.append(("*", inspect.Parameter.empty))
+        prefix = {"VAR_POSITIONAL": "*", "VAR_KEYWORD": "**"}.get(kind.name, "")
+        result.append((prefix + parameter.name, parameter.default))
+        previous = kind
+    if previous is inspect.Parameter.POSITIONAL_ONLY:
+        result.append(("/", inspect.Parameter.empty))
+    return result
+
+
+def _public_classes() -> dict[str, list[Any]]:
+    import importlib
+
+    modules = [
+        "fluxgate.circuitbreaker", "fluxgate.metric", "fluxgate.windows",
+        "fluxgate.trackers", "fluxgate.trippers", "fluxgate.retries",
+        "fluxgate.permits", "fluxgate.signal", "fluxgate.listeners.log",
+        "fluxgate.listeners.prometheus", "fluxgate.listeners.slack",
+    ]  # fmt: skip
+    classes: dict[str, list[Any]] = {}
+    for name in modules:
+        module = importlib.import_module(name)
+        for public in module.__all__ + ["CircuitBreakerInfo"] * (name == modules[0]):
+            obj = getattr(module, public)
+            if inspect.isclass(obj) and public != "Template":  # a TypedDict
+                classes.setdefault(public, []).append(obj)
+    return classes
+
+
+def test_api_reference_signatures_match_the_package() -> None:
+    pytest.importorskip("prometheus_client")
+    pytest.importorskip("httpx")
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    blocks = fenced_blocks(api)
+    lines = api.splitlines()
+    outputs = {
+        _output_after(lines, block, following)
+        for block, following in zip(blocks, blocks[1:])
+        if block.lang == "python"
+    }
+    signature_blocks = [
+        block.body for block in blocks if block.lang == "text" and block.body not in outputs
+    ]
+    bold = re.findall(r"\*\*`([A-Z]\w*\([^`]*\))`\*\*", api)
+    documented = re.findall(
+        r"\b([A-Z]\w*)\(((?:[^()]|\([^()]*\))*)\)", "\n".join(signature_blocks + bold)
+    )
+    classes = _public_classes()
+    checked = set()
+    for name, parameters in documented:
+        if name not in classes:
+            continue
+        want = _documented(" ".join(parameters.split()))
+        candidates = [_actual(cls) for cls in classes[name]]
+        assert want in candidates, f"{name}({parameters}) in docs/api.md; the package has {candidates}"
+        checked.add(name)
+    # Every public class with parameters is documented with its signature.
+    missing = {
+        name
+        for name, objs in classes.items()
+        if any(_actual(obj) for obj in objs) and name not in checked
+    }
+    assert not missing, f"docs/api.md shows no signature for {sorted(missing)}"
+
+
+@pytest.mark.parametrize(
+    ("method", "documented"),
+    [
+        ("call", "func, /, *args, **kwargs"),
+        ("call_with_fallback", "func, fallback, /, *args, **kwargs"),
+        ("__call__", "func=None, *, fallback=None"),
+    ],
+)
+def test_api_reference_breaker_methods(method: str, documented: str) -> None:
+    from fluxgate import AsyncCircuitBreaker, CircuitBreaker
+
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    assert f"`{method}({documented})`" in api
+    for breaker in (CircuitBreaker, AsyncCircuitBreaker):
+        actual = [item for item in _actual(getattr(breaker, method)) if item[0] != "self"]
+        if actual and actual[0] == ("/", inspect.Parameter.empty):
+            actual = actual[1:]  # a native method's ``self, /``
+        assert actual == _documented(documented), breaker
