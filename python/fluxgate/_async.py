@@ -5,7 +5,9 @@ Admission, timing, recording, evaluation and transitions are the C core's
 primitive. HALF_OPEN calls share ``max_half_open_calls`` slots, which wait on
 futures of whichever loop is running, so a breaker can serve one event loop
 after another. Listeners are notified by the call or command that caused a
-transition, before it returns: sync ones inline, async ones gathered.
+transition, before it returns: sync ones inline, async ones gathered. That
+holds when it raises too: a user window's reset() may fail after the
+transition is made, and the transition is still signalled first.
 """
 
 from __future__ import annotations
@@ -123,7 +125,11 @@ class AsyncCircuitBreaker:
         self, func: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Await ``func(*args, **kwargs)`` under the breaker's protection."""
-        ticket = self._core.begin()
+        try:
+            ticket = self._core.begin()
+        except BaseException:
+            await self._notify()  # a transition made before the error
+            raise
         if ticket is None:
             result: R = await self._protected_half_open(func, args, kwargs)
         else:
@@ -188,7 +194,11 @@ class AsyncCircuitBreaker:
         # The hot path: admission and the call in this one frame, which is
         # _run's body again so that a decorated call awaits no extra coroutine.
         async def protected(*args: Any, **kwargs: Any) -> Any:
-            ticket = core.begin()
+            try:
+                ticket = core.begin()
+            except BaseException:
+                await notify()  # a transition made before the error
+                raise
             if ticket is None:
                 return await protected_half_open(func, args, kwargs)
             awaitable = _NOT_CALLED
@@ -197,10 +207,20 @@ class AsyncCircuitBreaker:
                 result = await awaitable
             except Exception as error:
                 _refuse_non_awaitable(error, awaitable, func)
-                if core.fail(ticket, error):
+                try:
+                    pending = core.fail(ticket, error)
+                except BaseException:
+                    await notify()
+                    raise
+                if pending:
                     await notify()
                 raise
-            if core.succeed(ticket):
+            try:
+                pending = core.succeed(ticket)
+            except BaseException:
+                await notify()
+                raise
+            if pending:
                 await notify()
             return result
 
@@ -230,10 +250,20 @@ class AsyncCircuitBreaker:
             result = await awaitable
         except Exception as error:
             _refuse_non_awaitable(error, awaitable, func)
-            if core.fail(ticket, error):
+            try:
+                pending = core.fail(ticket, error)
+            except BaseException:
+                await self._notify()
+                raise
+            if pending:
                 await self._notify()
             raise
-        if core.succeed(ticket):
+        try:
+            pending = core.succeed(ticket)
+        except BaseException:
+            await self._notify()
+            raise
+        if pending:
             await self._notify()
         return result
 
@@ -250,7 +280,11 @@ class AsyncCircuitBreaker:
                     return await self._run(ticket, func, args, kwargs)
             # The state changed while this call waited: the slot is given back
             # and the call is handled by the current state.
-            ticket = core.begin()
+            try:
+                ticket = core.begin()
+            except BaseException:
+                await self._notify()
+                raise
             if ticket is not None:
                 return await self._run(ticket, func, args, kwargs)
             await self._notify()
@@ -279,7 +313,12 @@ class AsyncCircuitBreaker:
         await self._command("forced_open")
 
     async def _command(self, state: State) -> None:
-        if self._core.command(state):
+        try:
+            pending = self._core.command(state)
+        except BaseException:
+            await self._notify()
+            raise
+        if pending:
             await self._notify()
 
     async def _notify(self) -> None:
