@@ -184,6 +184,10 @@ int fg_uniform(FgState *st, double a, double b, double *out);
  * `what` otherwise. NaN is returned as is: callers reject it with their
  * range message (SPEC.md section 5). */
 int fg_as_double(PyObject *obj, const char *what, double *out);
+/* fg_as_double for a constructor argument: an int too large for a double
+ * counts as an infinity of its sign (instead of OverflowError), so that the
+ * range checks give their messages. */
+int fg_as_real(PyObject *obj, const char *what, double *out);
 /* An integer through __index__; TypeError naming `what` otherwise. */
 int fg_as_int64(PyObject *obj, const char *what, int64_t *out);
 

@@ -3,6 +3,7 @@
  * value classes and logging hooks. */
 #include "components.h"
 
+#include <math.h>
 #include <string.h>
 
 FgState *
@@ -61,6 +62,23 @@ fg_as_double(PyObject *obj, const char *what, double *out)
     }
     *out = PyFloat_AsDouble(obj);
     return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+int
+fg_as_real(PyObject *obj, const char *what, double *out)
+{
+    if (fg_as_double(obj, what, out) == 0) {
+        return 0;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_OverflowError) || !PyLong_Check(obj)) {
+        return -1;
+    }
+    PyErr_Clear();
+    PyObject *zero = PyLong_FromLong(0);
+    int negative = zero ? PyObject_RichCompareBool(obj, zero, Py_LT) : -1;
+    Py_XDECREF(zero);
+    *out = negative ? -HUGE_VAL : HUGE_VAL;
+    return negative < 0 ? -1 : 0;
 }
 
 int

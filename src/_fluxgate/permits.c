@@ -221,7 +221,7 @@ random_init(FgRandom *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     double ratio;
-    if (fg_as_double(ratio_obj, "ratio", &ratio) < 0) {
+    if (fg_as_real(ratio_obj, "ratio", &ratio) < 0) {
         return -1;
     }
     if (!(0 <= ratio && ratio <= 1)) {
@@ -283,8 +283,8 @@ ramp_up_init(FgRampUp *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     double initial, final, duration;
-    if (fg_as_double(initial_obj, "initial", &initial) < 0
-        || fg_as_double(final_obj, "final", &final) < 0) {
+    if (fg_as_real(initial_obj, "initial", &initial) < 0
+        || fg_as_real(final_obj, "final", &final) < 0) {
         return -1;
     }
     if (!(0 < initial && initial <= final && final <= 1)) {
@@ -292,7 +292,7 @@ ramp_up_init(FgRampUp *self, PyObject *args, PyObject *kwargs)
                         "Initial must be > 0.0 and <= final, and final must be <= 1.0");
         return -1;
     }
-    if (fg_as_double(duration_obj, "duration", &duration) < 0) {
+    if (fg_as_real(duration_obj, "duration", &duration) < 0) {
         return -1;
     }
     if (!(duration > 0)) {

@@ -163,7 +163,7 @@ retry_call(PyObject *self, PyObject *args, PyObject *kwargs)
 static int
 check_jitter(PyObject *obj, double *out)
 {
-    if (fg_as_double(obj, "jitter_ratio", out) < 0) {
+    if (fg_as_real(obj, "jitter_ratio", out) < 0) {
         return -1;
     }
     if (!(0 <= *out && *out < 1)) {
@@ -302,7 +302,7 @@ cooldown_init(FgCooldown *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     double duration, jitter = 0.0;
-    if (fg_as_double(duration_obj, "duration", &duration) < 0) {
+    if (fg_as_real(duration_obj, "duration", &duration) < 0) {
         return -1;
     }
     if (!(duration > 0)) {
@@ -375,7 +375,7 @@ backoff_init(FgBackoff *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     double initial, multiplier = 2.0, max_duration = 300.0, jitter = 0.0;
-    if (fg_as_double(initial_obj, "initial", &initial) < 0) {
+    if (fg_as_real(initial_obj, "initial", &initial) < 0) {
         return -1;
     }
     if (!(initial > 0)) {
@@ -384,14 +384,14 @@ backoff_init(FgBackoff *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     if (multiplier_obj != NULL
-        && fg_as_double(multiplier_obj, "multiplier", &multiplier) < 0) {
+        && fg_as_real(multiplier_obj, "multiplier", &multiplier) < 0) {
         return -1;
     }
     if (!(multiplier > 1.0)) {
         PyErr_SetString(PyExc_ValueError, "Multiplier must be greater than 1.0");
         return -1;
     }
-    if (max_obj != NULL && fg_as_double(max_obj, "max_duration", &max_duration) < 0) {
+    if (max_obj != NULL && fg_as_real(max_obj, "max_duration", &max_duration) < 0) {
         return -1;
     }
     if (!(max_duration >= initial)) {

@@ -583,27 +583,10 @@ parse_count(PyObject *obj, int64_t *out)
     return 0;
 }
 
-/* A real number; an integer too large for a double counts as infinite, so
- * the range checks below still give their messages. */
-static int
-parse_real(PyObject *obj, const char *what, double *out)
-{
-    if (fg_as_double(obj, what, out) == 0) {
-        return 0;
-    }
-    if (!PyErr_ExceptionMatches(PyExc_OverflowError) || !PyLong_Check(obj)) {
-        return -1;
-    }
-    PyErr_Clear();
-    int negative = is_negative(obj);
-    *out = negative ? -HUGE_VAL : HUGE_VAL;
-    return negative < 0 ? -1 : 0;
-}
-
 static int
 parse_ratio(PyObject *obj, double *out)
 {
-    if (parse_real(obj, "ratio", out) < 0) {
+    if (fg_as_real(obj, "ratio", out) < 0) {
         return -1;
     }
     if (!(*out > 0.0 && *out <= 1.0)) {
@@ -616,7 +599,7 @@ parse_ratio(PyObject *obj, double *out)
 static int
 parse_threshold(PyObject *obj, double *out)
 {
-    if (parse_real(obj, "threshold", out) < 0) {
+    if (fg_as_real(obj, "threshold", out) < 0) {
         return -1;
     }
     if (!(*out > 0.0)) {
