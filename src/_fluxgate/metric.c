@@ -54,15 +54,22 @@ fg_metric_slow_count(FgMetric *m, double threshold, int64_t *out)
     return rc;
 }
 
-/* dict(mapping), insisting on a mapping so that errors name the field. */
+/* dict(mapping), insisting on a mapping so that errors name the field. A
+ * mapping is what dict() takes as one: an object with keys() (bytes, range
+ * and other sequences would otherwise be read as pairs). */
 static PyObject *
 copy_slow_counts(PyObject *mapping)
 {
     if (PyDict_Check(mapping)) {
         return PyDict_Copy(mapping);
     }
-    if (!PyMapping_Check(mapping) || PyUnicode_Check(mapping)
-        || PyTuple_Check(mapping) || PyList_Check(mapping)) {
+    PyObject *keys;
+    int has_keys = PyObject_GetOptionalAttrString(mapping, "keys", &keys);
+    if (has_keys < 0) {
+        return NULL;
+    }
+    Py_XDECREF(keys);
+    if (!has_keys) {
         PyErr_Format(PyExc_TypeError, "slow_counts must be a mapping, not %.200s",
                      Py_TYPE(mapping)->tp_name);
         return NULL;
