@@ -95,7 +95,7 @@ void fg_trip_input_release(FgTripInput *in);
 /* 1 when every node of the tree is native: evaluating it calls no Python
  * code, so the breaker may evaluate it inside its critical section. */
 int fg_tripper_is_native(FgState *st, PyObject *tripper);
-/* The distinct SlowRate thresholds of the tree in depth-first order, as a
+/* The distinct SlowRate thresholds of the tree in ascending order, as a
  * PyMem_Malloc'ed array the caller frees (NULL with *n == 0 when none). A
  * tripper that is not iterable contributes none. */
 int fg_tripper_collect_thresholds(FgState *st, PyObject *tripper,

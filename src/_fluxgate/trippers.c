@@ -354,9 +354,13 @@ fg_tripper_collect_thresholds(FgState *st, PyObject *tripper,
         int keep = PyObject_TypeCheck(leaf, (PyTypeObject *)st->SlowRate_Type);
         double threshold = keep ? ((Leaf *)leaf)->threshold : 0.0;
         Py_DECREF(leaf);
-        for (Py_ssize_t i = 0; keep && i < count; i++) {
-            keep = found[i] != threshold;
+        /* Ascending, as 0.9.4 orders them (a record's slow_at, a metric's
+         * slow_counts); thresholds are never NaN. */
+        Py_ssize_t at = 0;
+        while (keep && at < count && found[at] < threshold) {
+            at++;
         }
+        keep = keep && (at == count || found[at] != threshold);
         if (keep) {
             double *grown = PyMem_Realloc(found, (size_t)(count + 1) * sizeof(double));
             if (grown == NULL) {
@@ -364,7 +368,9 @@ fg_tripper_collect_thresholds(FgState *st, PyObject *tripper,
                 break;
             }
             found = grown;
-            found[count++] = threshold;
+            memmove(found + at + 1, found + at, (size_t)(count - at) * sizeof(double));
+            found[at] = threshold;
+            count++;
         }
     }
     Py_DECREF(iter);
