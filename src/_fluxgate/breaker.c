@@ -394,7 +394,8 @@ fg_breaker_init(PyObject *module, FgState *st)
                 PyUnicode_InternFromString("Circuit breaker is forced open")) == NULL) {
         return -1;
     }
-    if (fg_add_type(module, &breaker_spec, NULL, &st->CircuitBreaker_Type, 1) < 0) {
+    if (fg_add_type(module, &breaker_spec, NULL, &st->CircuitBreaker_Type, 1) < 0
+        || fg_machine_create_defaults(st) < 0) {
         return -1;
     }
     if (fg_protected_init(module, st) < 0) {

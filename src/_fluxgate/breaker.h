@@ -51,6 +51,9 @@ typedef struct {
 
 /* ---- machine.c ------------------------------------------------------------*/
 
+/* The stateless default components every breaker shares, made once when
+ * the module is initialised (after the component types). */
+int fg_machine_create_defaults(FgState *st);
 /* Fill a newly allocated breaker's components; None means the default. */
 int fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
                      PyObject *tripper, PyObject *retry, PyObject *permit,

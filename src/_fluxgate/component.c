@@ -1,12 +1,21 @@
-/* What the component types (trackers, trippers, retries, permits) share:
- * deallocation of a type that holds no objects, a repr of its parameters,
- * and reduction to its constructor's arguments for pickle and copy. */
+/* What the component types (windows, trackers, trippers, retries, permits)
+ * share: GC support for a type that holds no object but its type, a repr of
+ * its parameters, and reduction to its constructor's arguments for pickle
+ * and copy. */
 #include "components.h"
+
+int
+fg_plain_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
 
 void
 fg_plain_dealloc(PyObject *self)
 {
     PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
     type->tp_free(self);
     Py_DECREF(type);
 }

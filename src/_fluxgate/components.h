@@ -26,7 +26,12 @@ int fg_inherits_method(PyTypeObject *type, PyTypeObject *builtin, PyObject *name
 
 /* ---- What component types share (component.c) ----------------------------*/
 
-/* tp_dealloc of a type whose instances hold no Python objects. */
+/* tp_traverse and tp_dealloc of a GC type whose instances hold no Python
+ * object but their (heap) type. They are GC types all the same: the module
+ * state keeps shared default instances, each referring to its type, which
+ * refers to the module; only a traverse that visits the type lets the
+ * collector see and break that cycle when a copy of the module goes away. */
+int fg_plain_traverse(PyObject *self, visitproc visit, void *arg);
 void fg_plain_dealloc(PyObject *self);
 /* "Name(a=1.0, b=2.0)" with the type's qualified name. */
 PyObject *fg_params_repr(PyObject *self, const char *const *names,

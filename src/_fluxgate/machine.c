@@ -611,48 +611,37 @@ make_listeners(PyObject *iterable)
     return listeners;
 }
 
-/* The stateless default components, created once per module. */
-static int
-ensure_defaults(FgState *st)
+int
+fg_machine_create_defaults(FgState *st)
 {
-    if (st->default_permit != NULL) {
-        return 0;
-    }
-    if (st->Signal == NULL) {
-        /* The value classes arrive when the Python layer is imported. */
-        PyObject *values = PyImport_ImportModule("fluxgate._values");
-        if (values == NULL) {
-            return -1;
-        }
-        Py_DECREF(values);
-    }
     PyObject *min_requests = PyObject_CallFunction(st->MinRequests_Type, "i", 100);
     PyObject *failure_rate =
         min_requests ? PyObject_CallFunction(st->FailureRate_Type, "d", 0.5) : NULL;
-    PyObject *tripper =
+    st->default_tripper =
         failure_rate ? PyNumber_And(min_requests, failure_rate) : NULL;
     Py_XDECREF(min_requests);
     Py_XDECREF(failure_rate);
-    if (tripper == NULL) {
-        return -1;
+    if (st->default_tripper == NULL
+        || (st->default_tracker = PyObject_CallNoArgs(st->TrackerAll_Type)) == NULL
+        || (st->default_retry =
+                PyObject_CallFunction(st->Cooldown_Type, "d", 60.0)) == NULL
+        || (st->default_permit = PyObject_CallFunction(st->RampUp_Type, "ddd", 0.1,
+                                                       1.0, 60.0)) == NULL) {
+        return -1; /* what was made is released with the module state */
     }
-    PyObject *tracker = PyObject_CallNoArgs(st->TrackerAll_Type);
-    PyObject *retry =
-        tracker ? PyObject_CallFunction(st->Cooldown_Type, "d", 60.0) : NULL;
-    PyObject *permit =
-        retry ? PyObject_CallFunction(st->RampUp_Type, "ddd", 0.1, 1.0, 60.0)
-              : NULL;
-    if (permit == NULL) {
-        Py_DECREF(tripper);
-        Py_XDECREF(tracker);
-        Py_XDECREF(retry);
-        return -1;
-    }
-    st->default_tripper = tripper;
-    st->default_tracker = tracker;
-    st->default_retry = retry;
-    st->default_permit = permit;
     return 0;
+}
+
+/* The value classes arrive when the Python layer is imported. */
+static int
+ensure_value_classes(FgState *st)
+{
+    if (st->Signal != NULL) {
+        return 0;
+    }
+    PyObject *values = PyImport_ImportModule("fluxgate._values");
+    Py_XDECREF(values);
+    return values == NULL ? -1 : 0;
 }
 
 int
@@ -661,7 +650,7 @@ fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
               PyObject *listeners)
 {
     FgState *st = cb->st;
-    if (ensure_defaults(st) < 0) {
+    if (ensure_value_classes(st) < 0) {
         return -1;
     }
     if (window == Py_None) {

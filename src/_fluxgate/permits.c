@@ -164,7 +164,9 @@ static PyMethodDef permit_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-#define PERMIT_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE)
+#define PERMIT_FLAGS                                                           \
+    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE          \
+     | Py_TPFLAGS_HAVE_GC)
 
 /* ---- All ------------------------------------------------------------------*/
 
@@ -191,6 +193,7 @@ static PyType_Slot all_slots[] = {
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, all_init},
     {Py_tp_dealloc, fg_plain_dealloc},
+    {Py_tp_traverse, fg_plain_traverse},
     {Py_tp_repr, all_repr},
     {Py_tp_call, permit_call},
     {Py_tp_methods, permit_methods},
@@ -250,6 +253,7 @@ static PyType_Slot random_slots[] = {
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, random_init},
     {Py_tp_dealloc, fg_plain_dealloc},
+    {Py_tp_traverse, fg_plain_traverse},
     {Py_tp_repr, random_repr},
     {Py_tp_call, permit_call},
     {Py_tp_methods, permit_methods},
@@ -328,6 +332,7 @@ static PyType_Slot ramp_up_slots[] = {
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, ramp_up_init},
     {Py_tp_dealloc, fg_plain_dealloc},
+    {Py_tp_traverse, fg_plain_traverse},
     {Py_tp_repr, ramp_up_repr},
     {Py_tp_call, permit_call},
     {Py_tp_methods, permit_methods},

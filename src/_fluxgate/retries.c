@@ -250,6 +250,7 @@ static PyType_Slot always_slots[] = {
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, always_init},
     {Py_tp_dealloc, fg_plain_dealloc},
+    {Py_tp_traverse, fg_plain_traverse},
     {Py_tp_repr, no_args_repr},
     {Py_tp_call, retry_call},
     {Py_tp_methods, retry_methods},
@@ -261,13 +262,16 @@ static PyType_Slot never_slots[] = {
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, never_init},
     {Py_tp_dealloc, fg_plain_dealloc},
+    {Py_tp_traverse, fg_plain_traverse},
     {Py_tp_repr, no_args_repr},
     {Py_tp_call, retry_call},
     {Py_tp_methods, retry_methods},
     {0, NULL},
 };
 
-#define RETRY_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE)
+#define RETRY_FLAGS                                                           \
+    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE          \
+     | Py_TPFLAGS_HAVE_GC)
 
 static PyType_Spec always_spec = {
     .name = "fluxgate.retries.Always",
@@ -338,6 +342,7 @@ static PyType_Slot cooldown_slots[] = {
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, cooldown_init},
     {Py_tp_dealloc, fg_plain_dealloc},
+    {Py_tp_traverse, fg_plain_traverse},
     {Py_tp_repr, cooldown_repr},
     {Py_tp_call, retry_call},
     {Py_tp_methods, retry_methods},
@@ -436,6 +441,7 @@ static PyType_Slot backoff_slots[] = {
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, backoff_init},
     {Py_tp_dealloc, fg_plain_dealloc},
+    {Py_tp_traverse, fg_plain_traverse},
     {Py_tp_repr, backoff_repr},
     {Py_tp_call, retry_call},
     {Py_tp_methods, retry_methods},

@@ -330,14 +330,6 @@ tracker_invert(PyObject *self)
 
 /* ---- lifecycle -----------------------------------------------------------*/
 
-static void
-all_dealloc(PyObject *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
-
 static int
 one_traverse(TrackerOne *self, visitproc visit, void *arg)
 {
@@ -435,7 +427,8 @@ static PyType_Slot all_slots[] = {
     {Py_tp_doc, (void *)all_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, all_init},
-    {Py_tp_dealloc, all_dealloc},
+    {Py_tp_dealloc, fg_plain_dealloc},
+    {Py_tp_traverse, fg_plain_traverse},
     {Py_tp_call, all_call},
     {Py_tp_repr, all_repr},
     {Py_tp_methods, all_methods},
@@ -448,7 +441,8 @@ static PyType_Slot all_slots[] = {
 static PyType_Spec all_spec = {
     .name = "fluxgate.trackers.All",
     .basicsize = sizeof(PyObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE
+             | Py_TPFLAGS_HAVE_GC,
     .slots = all_slots,
 };
 

@@ -467,14 +467,6 @@ new_leaf(PyTypeObject *type, Kind kind, int64_t count, double ratio,
     return (PyObject *)leaf;
 }
 
-static void
-leaf_dealloc(PyObject *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
-
 /* A leaf yields itself. */
 static PyObject *
 leaf_iter(PyObject *self)
@@ -741,7 +733,8 @@ static PyMemberDef slow_rate_members[] = {
 #define LEAF_SLOTS(new_fn, doc, members)                                      \
     {Py_tp_doc, (void *)(doc)},                                               \
     {Py_tp_new, (void *)(new_fn)},                                            \
-    {Py_tp_dealloc, (void *)leaf_dealloc},                                    \
+    {Py_tp_dealloc, (void *)fg_plain_dealloc},                                \
+    {Py_tp_traverse, (void *)fg_plain_traverse},                              \
     {Py_tp_repr, (void *)leaf_repr},                                          \
     {Py_tp_call, (void *)tripper_call},                                       \
     {Py_tp_iter, (void *)leaf_iter},                                          \
@@ -753,7 +746,7 @@ static PyMemberDef slow_rate_members[] = {
 
 #define LEAF_SPEC(name, slots)                                                \
     {"fluxgate.trippers." name, sizeof(Leaf), 0,                              \
-     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, slots}
+     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, slots}
 
 static PyMemberDef no_members[] = {{NULL}};
 

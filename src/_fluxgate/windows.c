@@ -875,6 +875,7 @@ window_dealloc(PyObject *self)
 {
     PyTypeObject *type = Py_TYPE(self);
     Window *w = (Window *)self;
+    PyObject_GC_UnTrack(self);
     window_free_storage(w);
     PyMem_Free(w->slow.entries);
     type->tp_free(self);
@@ -1422,7 +1423,8 @@ static PyGetSetDef window_getset[] = {
 };
 
 #define WINDOW_FLAGS                                                          \
-    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE)
+    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE       \
+     | Py_TPFLAGS_HAVE_GC)
 
 PyDoc_STRVAR(count_window_doc,
 "CountWindow(size)\n"
@@ -1435,6 +1437,7 @@ static PyType_Slot count_window_slots[] = {
     {Py_tp_new, count_window_new},
     {Py_tp_init, window_init},
     {Py_tp_dealloc, window_dealloc},
+    {Py_tp_traverse, fg_plain_traverse},
     {Py_tp_repr, window_repr},
     {Py_tp_methods, window_methods},
     {Py_tp_getset, window_getset},
@@ -1461,6 +1464,7 @@ static PyType_Slot time_window_slots[] = {
     {Py_tp_new, time_window_new},
     {Py_tp_init, window_init},
     {Py_tp_dealloc, window_dealloc},
+    {Py_tp_traverse, fg_plain_traverse},
     {Py_tp_repr, window_repr},
     {Py_tp_methods, window_methods},
     {Py_tp_getset, window_getset},

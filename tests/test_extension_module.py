@@ -1,0 +1,49 @@
+"""The extension module as a module: independent copies, and their clean-up.
+
+A multi-phase-init extension can be loaded more than once (a reload, a
+subinterpreter); each copy has its own types and state, and a copy nobody
+uses any more must be collectable, default components included.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import weakref
+from types import ModuleType
+
+import fluxgate._fluxgate as extension
+
+
+def load_copy() -> ModuleType:
+    spec = importlib.util.find_spec("fluxgate._fluxgate")
+    assert spec is not None and spec.loader is not None
+    copy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copy)
+    return copy
+
+
+def test_a_copy_has_its_own_types() -> None:
+    copy = load_copy()
+    assert copy is not extension
+    assert copy.CountWindow is not extension.CountWindow
+    assert repr(copy.CountWindow(3)) == repr(extension.CountWindow(3))
+
+
+def test_an_unused_copy_is_collected_with_its_components() -> None:
+    copy = load_copy()
+    # An instance of each component type that holds nothing but its type,
+    # kept alive only by one another and the copy.
+    components = [
+        copy.CountWindow(5), copy.TimeWindow(5), copy.TrackerAll(), copy.Closed(),
+        copy.HalfOpened(), copy.MinRequests(1) & copy.FailureRate(0.5),
+        copy.FailureStreak(2), copy.Always(), copy.Never(), copy.Cooldown(1.0),
+        copy.Backoff(1.0), copy.PermitAll(), copy.Random(0.5), copy.RampUp(0.1, 1.0, 1.0),
+    ]
+    copy.components = components
+    module_ref = weakref.ref(copy)
+    type_refs = [weakref.ref(type(component)) for component in components]
+    del copy, components
+    gc.collect()
+    assert module_ref() is None
+    assert [ref() for ref in type_refs] == [None] * len(type_refs)
