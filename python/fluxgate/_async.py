@@ -91,6 +91,7 @@ class AsyncCircuitBreaker:
     once in HALF_OPEN.
     """
 
+    __module__ = "fluxgate.circuitbreaker"  # its public home (DESIGN.md D1)
     __slots__ = ("_core", "_listeners", "_slots", "__weakref__")
 
     def __init__(
@@ -117,7 +118,9 @@ class AsyncCircuitBreaker:
         self._slots = _HalfOpenSlots(max_half_open_calls)
 
     def __repr__(self) -> str:
-        return f"<AsyncCircuitBreaker state={self._core.info().state!r}>"
+        cls = type(self)
+        state = self._core.info().state
+        return f"<{cls.__module__}.{cls.__qualname__} state={state!r} at {id(self):#x}>"
 
     # ---- calling ---------------------------------------------------------
 
