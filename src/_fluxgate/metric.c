@@ -99,7 +99,7 @@ metric_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     int64_t count, failures;
     double duration;
     if (fg_as_int64(count_obj, "total_count", &count) < 0
-        || fg_as_double(duration_obj, "total_duration", &duration) < 0
+        || fg_as_real(duration_obj, "total_duration", &duration) < 0
         || fg_as_int64(failures_obj, "failure_count", &failures) < 0) {
         return NULL;
     }
@@ -179,7 +179,7 @@ set_total_duration(FgMetric *self, PyObject *value, void *closure)
                         "cannot delete field 'total_duration'");
         return -1;
     }
-    return fg_as_double(value, "total_duration", &self->total_duration);
+    return fg_as_real(value, "total_duration", &self->total_duration);
 }
 
 static PyObject *
