@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -93,12 +94,16 @@ def median(values: Iterable[float]) -> Optional[float]:
 
 
 def spread(values: Iterable[float]) -> Optional[float]:
-    """(max - min) / median of ``values``: 0.0 for one value, None for none."""
+    """The interquartile range of ``values`` over their median: how far apart
+    the middle half of the rounds lie.  0.0 for one value, None for none."""
     listed = list(values)
     middle = median(listed)
     if not listed or not middle:
         return None
-    return (max(listed) - min(listed)) / middle
+    if len(listed) == 1:
+        return 0.0
+    first, _, third = statistics.quantiles(listed, n=4, method="inclusive")
+    return (third - first) / middle
 
 
 def rotated(items: Sequence[Any], turn: int) -> list[Any]:
@@ -137,6 +142,7 @@ class Cell:
     value: Optional[float] = None  # the median (ns, bytes or counts lost)
     spread: Optional[float] = None  # relative spread of the rounds' values
     note: str = ""  # why there is no figure
+    ratio_spread: Optional[float] = None  # relative spread of the rounds' ratios
 
 
 def summarize(runs: Sequence[dict[str, Any]], workload: str) -> Cell:
@@ -151,10 +157,12 @@ def summarize(runs: Sequence[dict[str, Any]], workload: str) -> Cell:
         return Cell("failed", note=errors[0] if errors else "not run")
     if workload in TIMINGS:
         ns = [result["ns"] for result in measured]
-        ratio = median(result["ns"] / result["bare_ns"] for result in measured)
+        ratios = [result["ns"] / result["bare_ns"] for result in measured]
+        ratio = median(ratios)
         value = median(ns)
         assert value is not None and ratio is not None
-        return Cell(f"{format_ns(value)} ({format_ratio(ratio)})", value, spread(ns))
+        text = f"{format_ns(value)} ({format_ratio(ratio)})"
+        return Cell(text, value, spread(ns), ratio_spread=spread(ratios))
     if workload == "memory":
         sizes = [result["bytes"] for result in measured]
         value = median(sizes)
@@ -223,7 +231,8 @@ def markdown_table(
 
 
 def spread_table(labels: dict[str, str], runs_by_library: dict[str, Sequence[dict[str, Any]]]) -> str:
-    """How far the rounds' figures lie apart: (max - min) / median."""
+    """How far apart the rounds' figures lie: interquartile range / median,
+    of the times and, in brackets, of the ratios to the bare baseline."""
     columns = [*TIMINGS, "memory"]
     lines = [
         "| library | " + " | ".join(HEADINGS[c] for c in columns) + " |",
@@ -232,8 +241,11 @@ def spread_table(labels: dict[str, str], runs_by_library: dict[str, Sequence[dic
     for key, runs in runs_by_library.items():
         cells = []
         for column in columns:
-            value = summarize(runs, column).spread
-            cells.append("" if value is None else f"{value:.0%}")
+            cell = summarize(runs, column)
+            text = "" if cell.spread is None else f"{cell.spread:.0%}"
+            if cell.ratio_spread is not None:
+                text += f" ({cell.ratio_spread:.0%})"
+            cells.append(text)
         lines.append(f"| {labels[key]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -256,6 +268,96 @@ def chart_data(
         "baseline_of": BASELINES,
         "series": series,
     }
+
+
+README_START = "<!-- performance:start"
+README_END = "<!-- performance:end -->"
+README_HEADINGS = {
+    "closed": "a call, CLOSED",
+    "async": "an `await`, CLOSED",
+    "open": "a refusal, OPEN",
+    "memory": "bytes per breaker",
+    "threads": "counts lost, 8 threads",
+}
+
+
+def readme_table(labels: dict[str, str], runs_by_library: dict[str, Sequence[dict[str, Any]]]) -> str:
+    """The README's short table: this tree's row in bold, versions in the
+    labels, no footnotes or ranges."""
+    columns = list(README_HEADINGS)
+    lines = [
+        "| library | " + " | ".join(README_HEADINGS[c] for c in columns) + " |",
+        "| --- | " + " | ".join("---:" for _ in columns) + " |",
+    ]
+    bare = [baseline(runs_by_library, workload) for workload in TIMINGS]
+    texts = [format_ns(value) if value is not None else "" for value in bare]
+    if texts[2]:
+        texts[2] += " (raise + except)"
+    lines.append("| *no breaker* | " + " | ".join(texts) + " | | |")
+    for key, runs in runs_by_library.items():
+        cells = []
+        for column in columns:
+            cell = summarize(runs, column)
+            text = cell.text.split(" (")[0] if column == "threads" else cell.text
+            cells.append(text)
+        version = version_of(runs).replace(" (native)", "")
+        label = labels[key]
+        if key == THIS_TREE.key:
+            label = f"fluxgate {version}"
+            cells = [f"**{cell}**" if cell else cell for cell in cells]
+            lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
+            continue
+        if not label.endswith(version):
+            label += f" {version}"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def readme_section(
+    labels: dict[str, str], runs_by_library: dict[str, Sequence[dict[str, Any]]], rounds: int, chart: str
+) -> str:
+    """What goes between the README's performance markers."""
+
+    def fill(text: str) -> str:
+        return textwrap.fill(text, width=78, break_long_words=False, break_on_hyphens=False)
+
+    parts = [
+        fill(
+            f"Measured on {datetime.date.today().isoformat()} with "
+            f"{platform.python_implementation()} {platform.python_version()} on "
+            f"{platform.system()} {platform.machine()} ({cpu_model()}, "
+            f"{os.cpu_count()} logical cores), by `python benchmarks/compare.py "
+            f"--rounds {rounds}`: each library in its own venv and processes, the same "
+            f"workloads, each figure the median of {rounds} rounds (in brackets, the "
+            "ratio to the same work without a breaker). Every library is configured "
+            "as close as it allows to a window of 100 calls and a 50% failure rate."
+        ),
+        readme_table(labels, runs_by_library),
+    ]
+    if chart:
+        parts.append(f"![Time per call and bytes per breaker for each library, log scales]({chart})")
+    ours = runs_by_library.get(THIS_TREE.key, [])
+    closed = summarize(ours, "closed").value if ours else None
+    bare = baseline(runs_by_library, "closed")
+    added = ""
+    if closed is not None and bare is not None:
+        added = f"fluxgate adds about {max(5, round((closed - bare) / 5) * 5)} ns to a call. "
+    parts.append(
+        fill(
+            added + "[Performance](docs/performance.md) describes the workloads, the "
+            "configurations, the noise, and how to rerun the comparison; "
+            "`python -m fluxgate bench` measures fluxgate alone on your machine."
+        )
+    )
+    return "\n\n".join(parts) + "\n"
+
+
+def replace_between_markers(text: str, section: str) -> str:
+    """``text`` with the lines between the performance markers replaced."""
+    start = text.index(README_START)
+    start = text.index("\n", start) + 1
+    end = text.index(README_END, start)
+    return text[:start] + "\n" + section + text[end:]
 
 
 # --------------------------------------------------------------------------
@@ -451,7 +553,11 @@ def report(
                 + [f"- {labels[key]}: a run failed, {reason}" for key, reason in failed.items()]
             )
         )
-    parts.append("Spread of the rounds, (max - min) / median:\n\n" + spread_table(labels, runs))
+    if any(len(rounds) > 1 for rounds in runs.values()):
+        parts.append(
+            "Spread of the rounds, interquartile range / median "
+            "(of the ratios in brackets):\n\n" + spread_table(labels, runs)
+        )
     return "\n\n".join(parts) + "\n"
 
 
@@ -476,8 +582,14 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         help="only these (default: all)",
     )
     parser.add_argument("--output-markdown", type=Path, metavar="FILE", help="write the report there too")
+    parser.add_argument("--output-json", type=Path, metavar="FILE", help="write every round's raw results there")
     parser.add_argument("--chart", type=Path, metavar="FILE", help="the chart (default docs/performance.png)")
     parser.add_argument("--no-chart", action="store_true", help="draw no chart")
+    parser.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="rewrite README.md's performance section (between its markers) with the results",
+    )
     args = parser.parse_args(argv)
     if args.rounds is None:
         args.rounds = 1 if args.quick else 5
@@ -515,6 +627,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(text)
     if args.output_markdown is not None:
         args.output_markdown.write_text(text)
+    if args.output_json is not None:
+        raw = {"header": header, "labels": labels, "runs": runs, "skipped": skipped, "failed": failed}
+        args.output_json.write_text(json.dumps(raw, indent=1) + "\n")
     if args.chart is not None and runs:
         title = (
             f"{datetime.date.today().isoformat()}, {cpu_model()}, {os.cpu_count()} cores, "
@@ -522,6 +637,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
         problem = draw_chart(args.cache, chart_data(labels, runs, title), args.chart.resolve(), args.refresh)
         log(problem or f"chart written to {args.chart}")
+    if args.update_readme and runs:
+        readme = REPO / "README.md"
+        chart = ""
+        if args.chart is not None:
+            try:
+                chart = args.chart.resolve().relative_to(REPO).as_posix()
+            except ValueError:
+                chart = ""
+        section = readme_section(labels, runs, args.rounds, chart)
+        readme.write_text(replace_between_markers(readme.read_text(), section))
+        log("README.md's performance section rewritten")
     log(f"took {time.monotonic() - started:.0f}s")
     return 0 if runs else 1
 

@@ -51,7 +51,10 @@ def test_median_and_spread() -> None:
     assert compare.median([3.0, 1.0, 2.0]) == 2.0
     assert compare.median([4.0, 1.0, 2.0, 3.0]) == 2.5
     assert compare.median([]) is None
-    assert compare.spread([90.0, 100.0, 110.0]) == pytest.approx(0.2)
+    # Quartiles 95 and 105 of 90, 100, 110: the middle half spans 10% of 100.
+    assert compare.spread([90.0, 100.0, 110.0]) == pytest.approx(0.1)
+    # An outlier moves the quartiles little.
+    assert compare.spread([90.0, 95.0, 100.0, 105.0, 300.0]) == pytest.approx(0.1)
     assert compare.spread([5.0]) == 0.0
     assert compare.spread([]) is None
 
@@ -89,7 +92,8 @@ def test_a_timing_cell_is_the_median_with_the_median_of_the_per_round_ratios() -
     assert cell.value == 100.0
     # Ratios 5.0, 6.5 and 3.0: their median, not 100 / the median bare call.
     assert cell.text == "100 ns (5.0x)"
-    assert cell.spread == pytest.approx(0.4)
+    assert cell.spread == pytest.approx((115.0 - 95.0) / 100.0)
+    assert cell.ratio_spread == pytest.approx((5.75 - 4.0) / 5.0)
 
 
 def test_lost_counts_show_their_range_when_rounds_differ() -> None:
@@ -133,3 +137,30 @@ def test_chart_data_leaves_gaps_where_there_is_no_figure() -> None:
         "plain lib": {"closed": 100.0, "async": None, "open": 180.0, "memory": 1000.0}
     }
     assert data["baselines"] == {"bare call": 20.0, "bare await": None, "raise + except": 150.0}
+
+
+def test_readme_table_puts_this_tree_in_bold_with_its_version() -> None:
+    runs = {
+        "fluxgate": [run(version="0.10.0 (native)", lost=0)],
+        "pybreaker": [run(async_result={"na": "no asyncio breaker"}, version="1.4.1", lost=3)],
+    }
+    labels = {"fluxgate": "fluxgate (this tree)", "pybreaker": "pybreaker"}
+    assert compare.readme_table(labels, runs).splitlines()[2:] == [
+        "| *no breaker* | 20 ns | 70 ns | 150 ns (raise + except) | | |",
+        "| **fluxgate 0.10.0** | **100 ns (5.0x)** | **350 ns (5.0x)** | **180 ns (1.20x)** "
+        "| **1\u202f000** | **0 of 80\u202f000** |",
+        "| pybreaker 1.4.1 | 100 ns (5.0x) | n/a | 180 ns (1.20x) | 1\u202f000 | 3 of 80\u202f000 |",
+    ]
+
+
+def test_only_the_lines_between_the_markers_are_replaced() -> None:
+    text = (
+        "# Title\n\n## Performance\n\n"
+        "<!-- performance:start (written by the comparison) -->\n\nold figures\n"
+        "<!-- performance:end -->\n\n## Next\n"
+    )
+    assert compare.replace_between_markers(text, "new figures\n") == (
+        "# Title\n\n## Performance\n\n"
+        "<!-- performance:start (written by the comparison) -->\n\nnew figures\n"
+        "<!-- performance:end -->\n\n## Next\n"
+    )
