@@ -36,8 +36,8 @@ a user subclass written in Python that logs each call the breaker makes to it
 
 Steps: ``["ok", duration, style]`` (a call returning its step number after
 ``duration`` seconds), ``["raise", exception, message, duration, style]`` (a
-call raising after ``duration`` seconds; the tracker decides whether it
-counts), ``["tick", seconds]``, ``["reset"]``, ``["disable"]``,
+call raising after ``duration`` seconds: one of ``RAISED``, whose
+``Exception``s the tracker counts or not, and ``Halt``, a ``BaseException``), ``["tick", seconds]``, ``["reset"]``, ``["disable"]``,
 ``["metrics_only"]``, ``["force_open"]``, ``["info"]``.  ``style`` is how the
 call is made: ``"call"``, ``"decorated"``, ``"fallback"``
 (``call_with_fallback``) or ``"decorated_fallback"``.
@@ -80,6 +80,15 @@ EXCEPTIONS: dict[str, type[Exception]] = {
     "ConnectionError": ConnectionError,
     "RuntimeError": RuntimeError,
 }
+
+
+class Halt(BaseException):
+    """Not an Exception: passes through every breaker unrecorded, past any
+    tracker and fallback (SPEC section 4)."""
+
+
+# What protected calls raise: the exceptions above and Halt.
+RAISED: dict[str, type[BaseException]] = {**EXCEPTIONS, "Halt": Halt}
 
 
 def _odd_length(exc: BaseException) -> int:
@@ -273,6 +282,8 @@ class Builder:
 
 def exception_name(exc: BaseException) -> str:
     cls = type(exc)
+    if cls is Halt:  # this module's name differs between the two sides
+        return "Halt"
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -322,7 +333,7 @@ class _Run:
                 return index
 
             return succeed
-        cls, message, duration = EXCEPTIONS[step[1]], step[2], step[3]
+        cls, message, duration = RAISED[step[1]], step[2], step[3]
 
         def fail() -> None:
             frozen.tick(duration)
@@ -379,7 +390,7 @@ class _Run:
                     self.frozen.tick(step[1])
                 elif kind in COMMANDS:
                     getattr(cb, kind)()
-            except Exception as exc:
+            except (Exception, Halt) as exc:
                 outcome = ["raised", exception_name(exc), str(exc)]
             self.record(index, step, outcome)
         return self.finish()
@@ -406,7 +417,7 @@ class _Run:
                     self.frozen.tick(step[1])
                 elif kind in COMMANDS:
                     await getattr(cb, kind)()
-            except Exception as exc:
+            except (Exception, Halt) as exc:
                 outcome = ["raised", exception_name(exc), str(exc)]
             self.record(index, step, outcome)
         return self.finish()
