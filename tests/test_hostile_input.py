@@ -267,6 +267,20 @@ def as_count(value: Any) -> int:
     return operator.index(value)
 
 
+def as_trip_count(value: Any) -> int:
+    """What a tripper's count becomes: any real number, as in 0.9.4 (bool
+    included), a fractional one rounded up to the first integer counter that
+    reaches it; NaN and infinities become numbers the range check handles."""
+    if hasattr(type(value), "__index__"):
+        return operator.index(value)
+    real = as_real(value)
+    if math.isnan(real):
+        return 0
+    if math.isinf(real):
+        return 2**64 if real > 0 else 0
+    return math.ceil(real)
+
+
 RAMP = "Initial must be > 0.0 and <= final, and final must be <= 1.0"
 JITTER = "Jitter ratio must be between 0.0 and 1.0"
 
@@ -336,26 +350,33 @@ def test_real_parameters_generated(name: str, value: Any) -> None:
     check_real_parameter(name, value)
 
 
-COUNT_PARAMETERS: dict[str, tuple[Callable[[Any], Any], str, int, int | None, str]] = {
-    # name: (build, attribute, least valid, most valid or None, ValueError message)
-    "CountWindow.size": (CountWindow, "size", 1, INT64_MAX, "size must be greater than zero"),
-    "TimeWindow.size": (TimeWindow, "size", 1, INT64_MAX, "size must be greater than zero"),
-    "MinRequests.count": (MinRequests, "count", 1, None, "Count must be greater than zero"),
-    "FailureStreak.count": (FailureStreak, "count", 1, None, "Count must be greater than zero"),
-}
+COUNT_PARAMETERS: dict[
+    str, tuple[Callable[[Any], Any], str, Callable[[Any], int], int, int | None, str]
+] = {
+    # name: (build, attribute, model of the conversion, least valid,
+    #        most valid or None, ValueError message)
+    "CountWindow.size": (CountWindow, "size", as_count, 1, INT64_MAX,
+                         "size must be greater than zero"),
+    "TimeWindow.size": (TimeWindow, "size", as_count, 1, INT64_MAX,
+                        "size must be greater than zero"),
+    "MinRequests.count": (MinRequests, "count", as_trip_count, 1, None,
+                          "Count must be greater than zero"),
+    "FailureStreak.count": (FailureStreak, "count", as_trip_count, 1, None,
+                            "Count must be greater than zero"),
+}  # fmt: skip
 
 
 def check_count_parameter(name: str, value: Any) -> None:
-    build, attribute, least, most, message = COUNT_PARAMETERS[name]
+    build, attribute, convert, least, most, message = COUNT_PARAMETERS[name]
     try:
-        expected = as_count(value)
+        expected = convert(value)
     except Exception as error:  # noqa: BLE001 - the error the library must give too
         with pytest.raises(type(error)) as caught:
             build(value)
         if type(error) is TypeError and not hasattr(type(value), "__index__"):
-            assert str(caught.value) == (
-                f"{attribute} must be an integer, not {tp_name(value)}"
-            )
+            kind = "an integer" if convert is as_count else "a real number"
+            if convert is as_count or not hasattr(type(value), "__float__"):
+                assert str(caught.value) == f"{attribute} must be {kind}, not {tp_name(value)}"
         return
     if most is not None and not INT64_MIN <= expected <= INT64_MAX:
         # CHANGELOG: a window size beyond 64 bits, either way.

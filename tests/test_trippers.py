@@ -164,13 +164,25 @@ def test_nan_gets_the_out_of_range_message() -> None:
             SlowRate(0.5, threshold=bad)
 
 
+@pytest.mark.parametrize("count_type", [MinRequests, FailureStreak])
+@pytest.mark.parametrize(
+    ("count", "first_reaching"), [(2.0, 2), (2.5, 3), (0.25, 1), (True, 1)]
+)
+def test_a_count_may_be_any_real_number_as_in_0_9_4(
+    count_type: Callable[[object], Tripper], count: object, first_reaching: int
+) -> None:
+    tripper = count_type(count)
+    for reached in range(1, 5):
+        context = ctx(metric(total=reached), streak=reached)
+        assert tripper(context) is (reached >= first_reaching)
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: misuse(MinRequests, "3"), "count must be an integer, not str"),
-        (lambda: misuse(MinRequests, 3.0), "count must be an integer, not float"),
-        (lambda: misuse(MinRequests, None), "count must be an integer, not NoneType"),
-        (lambda: misuse(FailureStreak, "3"), "count must be an integer, not str"),
+        (lambda: misuse(MinRequests, "3"), "count must be a real number, not str"),
+        (lambda: misuse(MinRequests, None), "count must be a real number, not NoneType"),
+        (lambda: misuse(FailureStreak, "3"), "count must be a real number, not str"),
         (lambda: misuse(FailureRate, "0.5"), "ratio must be a real number, not str"),
         (lambda: misuse(FailureRate, None), "ratio must be a real number, not NoneType"),
         (lambda: misuse(AvgLatency, "1"), "threshold must be a real number, not str"),

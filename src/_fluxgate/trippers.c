@@ -544,35 +544,33 @@ leaf_reduce(Leaf *self, PyObject *unused)
 
 /* ---- argument validation (SPEC.md section 5, in the table's order) -------*/
 
-static int
-is_negative(PyObject *integer)
-{
-    PyObject *zero = PyLong_FromLong(0);
-    int negative = zero ? PyObject_RichCompareBool(integer, zero, Py_LT) : -1;
-    Py_XDECREF(zero);
-    return negative;
-}
-
-/* A count: an integer > 0. One beyond int64 can never be reached by a
- * counter, so it is kept as the largest int64. */
+/* A count: a number > 0, compared with integer counters. As in 0.9.4, any
+ * real number is accepted (bool included); a fractional count is kept as the
+ * next integer up, the first counter value that reaches it (total >= 2.5
+ * holds from 3). One beyond int64 can never be reached, so it is kept as the
+ * largest int64. */
 static int
 parse_count(PyObject *obj, int64_t *out)
 {
-    if (fg_as_int64(obj, "count", out) < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
-            return -1;
-        }
-        PyErr_Clear();
+    if (PyLong_Check(obj) || PyIndex_Check(obj)) {
         PyObject *index = PyNumber_Index(obj);
         if (index == NULL) {
             return -1;
         }
-        int negative = is_negative(index);
+        int overflow = 0;
+        long long value = PyLong_AsLongLongAndOverflow(index, &overflow);
         Py_DECREF(index);
-        if (negative < 0) {
+        if (value == -1 && PyErr_Occurred()) {
             return -1;
         }
-        *out = negative ? -1 : INT64_MAX;
+        *out = overflow > 0 ? INT64_MAX : overflow < 0 ? -1 : (int64_t)value;
+    }
+    else {
+        double count;
+        if (fg_as_real(obj, "count", &count) < 0) {
+            return -1;
+        }
+        *out = !(count > 0.0) ? -1 : count >= 0x1p63 ? INT64_MAX : (int64_t)ceil(count);
     }
     if (*out <= 0) {
         PyErr_SetString(PyExc_ValueError, "Count must be greater than zero");
