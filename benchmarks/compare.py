@@ -2,8 +2,10 @@
 
 Run from the repository root, with network access to PyPI the first time:
 
-    python benchmarks/compare.py            # 5 rounds, about 5 minutes
-    python benchmarks/compare.py --quick    # a rough smoke run, about a minute
+    python benchmarks/compare.py            # 5 rounds, about 2 minutes
+    python benchmarks/compare.py --quick    # a rough smoke run, about 15 seconds
+
+(The first run also creates the venvs and builds this tree: add a minute.)
 
 Each library is installed into a venv of its own under ``--cache``
 (``benchmarks/.venvs`` by default, ignored by git), with the interpreter
@@ -39,7 +41,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -181,7 +183,7 @@ def summarize(runs: Sequence[dict[str, Any]], workload: str) -> Cell:
     raise ValueError(f"unknown workload {workload!r}")
 
 
-def baseline(runs_by_library: dict[str, Sequence[dict[str, Any]]], workload: str) -> Optional[float]:
+def baseline(runs_by_library: Mapping[str, Sequence[dict[str, Any]]], workload: str) -> Optional[float]:
     """The median bare figure of a timing over every library's rounds."""
     return median(
         run[workload]["bare_ns"]
@@ -197,7 +199,7 @@ def version_of(runs: Sequence[dict[str, Any]]) -> str:
 
 
 def markdown_table(
-    labels: dict[str, str], runs_by_library: dict[str, Sequence[dict[str, Any]]]
+    labels: dict[str, str], runs_by_library: Mapping[str, Sequence[dict[str, Any]]]
 ) -> tuple[str, list[str]]:
     """The results table and its footnotes (why a cell is n/a or failed)."""
     columns = list(HEADINGS)
@@ -230,7 +232,7 @@ def markdown_table(
     return "\n".join(lines), footnotes
 
 
-def spread_table(labels: dict[str, str], runs_by_library: dict[str, Sequence[dict[str, Any]]]) -> str:
+def spread_table(labels: dict[str, str], runs_by_library: Mapping[str, Sequence[dict[str, Any]]]) -> str:
     """How far apart the rounds' figures lie: interquartile range / median,
     of the times and, in brackets, of the ratios to the bare baseline."""
     columns = [*TIMINGS, "memory"]
@@ -251,7 +253,7 @@ def spread_table(labels: dict[str, str], runs_by_library: dict[str, Sequence[dic
 
 
 def chart_data(
-    labels: dict[str, str], runs_by_library: dict[str, Sequence[dict[str, Any]]], title: str
+    labels: dict[str, str], runs_by_library: Mapping[str, Sequence[dict[str, Any]]], title: str
 ) -> dict[str, Any]:
     """What chart.py draws: medians per library, None where there is none."""
     series = {}
@@ -281,7 +283,7 @@ README_HEADINGS = {
 }
 
 
-def readme_table(labels: dict[str, str], runs_by_library: dict[str, Sequence[dict[str, Any]]]) -> str:
+def readme_table(labels: dict[str, str], runs_by_library: Mapping[str, Sequence[dict[str, Any]]]) -> str:
     """The README's short table: this tree's row in bold, versions in the
     labels, no footnotes or ranges."""
     columns = list(README_HEADINGS)
@@ -314,7 +316,11 @@ def readme_table(labels: dict[str, str], runs_by_library: dict[str, Sequence[dic
 
 
 def readme_section(
-    labels: dict[str, str], runs_by_library: dict[str, Sequence[dict[str, Any]]], rounds: int, chart: str
+    labels: dict[str, str],
+    runs_by_library: Mapping[str, Sequence[dict[str, Any]]],
+    rounds: int,
+    chart: str,
+    quick: bool = False,
 ) -> str:
     """What goes between the README's performance markers."""
 
@@ -327,8 +333,9 @@ def readme_section(
             f"{platform.python_implementation()} {platform.python_version()} on "
             f"{platform.system()} {platform.machine()} ({cpu_model()}, "
             f"{os.cpu_count()} logical cores), by `python benchmarks/compare.py "
-            f"--rounds {rounds}`: each library in its own venv and processes, the same "
-            f"workloads, each figure the median of {rounds} rounds (in brackets, the "
+            f"{'--quick ' if quick else ''}--rounds {rounds}`: each library in its own "
+            "venv and processes, the same workloads, each figure the median of "
+            f"{rounds} round{'s' if rounds != 1 else ''} (in brackets, the "
             "ratio to the same work without a breaker). Every library is configured "
             "as close as it allows to a window of 100 calls and a 50% failure rate."
         ),
@@ -565,7 +572,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Compare fluxgate with other circuit breakers, each in its own venv."
     )
-    parser.add_argument("--quick", action="store_true", help="a rough smoke run (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="a rough smoke run (about 15 seconds once the venvs exist)")
     parser.add_argument("--rounds", type=int, help="processes per library (default 5, 1 with --quick)")
     parser.add_argument("--cache", type=Path, default=HERE / ".venvs", help="where the venvs live")
     parser.add_argument("--refresh", action="store_true", help="reinstall every venv")
@@ -645,7 +652,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 chart = args.chart.resolve().relative_to(REPO).as_posix()
             except ValueError:
                 chart = ""
-        section = readme_section(labels, runs, args.rounds, chart)
+        section = readme_section(labels, runs, args.rounds, chart, args.quick)
         readme.write_text(replace_between_markers(readme.read_text(), section))
         log("README.md's performance section rewritten")
     log(f"took {time.monotonic() - started:.0f}s")

@@ -152,12 +152,12 @@ class Fluxgate(Adapter):
     def async_decorated(self, func: Callable[..., Any]) -> Optional[Callable[..., Any]]:
         from fluxgate import AsyncCircuitBreaker
 
-        return AsyncCircuitBreaker(**self._config(100, 100))(func)  # type: ignore[no-any-return]
+        return AsyncCircuitBreaker(**self._config(100, 100))(func)
 
     def refusal(self) -> type[BaseException]:
         from fluxgate import CallNotPermittedError
 
-        return CallNotPermittedError  # type: ignore[no-any-return]
+        return CallNotPermittedError
 
     def failures_to_open(self) -> int:
         return 100
@@ -353,14 +353,14 @@ def best_pair(bare: Timed, protected: Timed, budget: Budget) -> tuple[float, flo
     return bare_best, protected_best
 
 
-def sync_timed(kind: str, func: Callable[..., Any], *extra: Any) -> Timed:
+def sync_timed(kind: str, func: Optional[Callable[..., Any]], *extra: Any) -> Timed:
     loop = fresh_loop(kind)
-    return lambda n: loop(func, n, *extra)  # type: ignore[no-any-return]
+    return lambda n: loop(func, n, *extra)
 
 
 def async_timed(func: Callable[..., Any]) -> Timed:
     loop = fresh_loop("awaits")
-    return lambda n: asyncio.run(loop(func, n))  # type: ignore[no-any-return]
+    return lambda n: asyncio.run(loop(func, n))
 
 
 def closed(adapter: Adapter, budget: Budget) -> dict[str, Any]:
