@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fluxgate import CircuitBreaker, permits
+from fluxgate import AsyncCircuitBreaker, CircuitBreaker, permits
 from fluxgate.metric import Metric
 from fluxgate.retries import Always
 from fluxgate.trackers import All, TypeOf
@@ -238,3 +238,24 @@ def test_commands_take_no_arguments() -> None:
         with pytest.raises(TypeError):
             command(1)  # type: ignore[call-arg]
     assert cb.info().state == "closed"
+
+
+class MetriclessWindow(CountWindow):
+    """A user window whose get_metric() returns something else."""
+
+    def get_metric(self) -> Any:
+        return 42
+
+
+def test_a_window_metric_that_is_not_a_metric_is_refused_by_calls_and_info() -> None:
+    message = "window.get_metric() must return a Metric, not int"
+    cb = CircuitBreaker(window=MetriclessWindow(10), tripper=MinRequests(1))
+    with pytest.raises(TypeError) as raised:
+        cb.call(int, "1")
+    assert str(raised.value) == message
+    with pytest.raises(TypeError) as raised:
+        cb.info()
+    assert str(raised.value) == message
+    with pytest.raises(TypeError) as raised:
+        AsyncCircuitBreaker(window=MetriclessWindow(10)).info()
+    assert str(raised.value) == message

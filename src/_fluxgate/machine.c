@@ -302,6 +302,20 @@ record_locked(FgBreaker *cb, uint64_t period, int success, double duration,
     return 1;
 }
 
+/* A user window's metric, which must be a Metric. */
+static PyObject *
+user_window_metric(FgBreaker *cb)
+{
+    PyObject *metric = PyObject_CallMethodNoArgs(cb->window, cb->st->s_get_metric);
+    if (metric != NULL && !fg_metric_check(cb->st, metric)) {
+        PyErr_Format(PyExc_TypeError,
+                     "window.get_metric() must return a Metric, not %.200s",
+                     Py_TYPE(metric)->tp_name);
+        Py_CLEAR(metric);
+    }
+    return metric;
+}
+
 /* Evaluate a tripper with Python nodes on a snapshot of the metric. */
 static int
 evaluate_outside(FgBreaker *cb, FgTripInput *in, int success, FgStateId *target)
@@ -314,13 +328,7 @@ evaluate_outside(FgBreaker *cb, FgTripInput *in, int success, FgStateId *target)
         Py_END_CRITICAL_SECTION();
     }
     else {
-        metric = PyObject_CallMethodNoArgs(cb->window, st->s_get_metric);
-        if (metric != NULL && !fg_metric_check(st, metric)) {
-            PyErr_Format(PyExc_TypeError,
-                         "window.get_metric() must return a Metric, not %.200s",
-                         Py_TYPE(metric)->tp_name);
-            Py_CLEAR(metric);
-        }
+        metric = user_window_metric(cb);
     }
     if (metric == NULL) {
         return -1;
@@ -745,7 +753,7 @@ fg_machine_info(FgBreaker *cb)
     }
     FG_UNLOCK();
     if (!cb->native_window) {
-        metrics = PyObject_CallMethodNoArgs(cb->window, st->s_get_metric);
+        metrics = user_window_metric(cb);
     }
     if (metrics == NULL) {
         return NULL;
