@@ -28,10 +28,11 @@ import gc
 import os
 import re
 import sys
+import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -324,3 +325,40 @@ def mypy_strict(tmp_path: Path) -> Callable[[str], TypeCheck]:
         return TypeCheck(status, out + err, sorted(lines))
 
     return check
+
+
+# ---- threads -------------------------------------------------------------------
+
+
+@pytest.fixture
+def frequent_switches() -> Iterator[None]:
+    """Switch threads far more often than usual, to interleave them more."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def run_threads(targets: Sequence[Callable[[], object]], timeout: float = 120) -> None:
+    """Run each target in its own thread, all released at once by a barrier;
+    re-raise the first exception any of them raised."""
+    start = threading.Barrier(len(targets))
+    errors: list[BaseException] = []
+
+    def run(target: Callable[[], object]) -> None:
+        try:
+            start.wait(timeout)
+            target()
+        except BaseException as error:  # noqa: BLE001 - re-raised below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "threads did not finish"
+    if errors:
+        raise errors[0]

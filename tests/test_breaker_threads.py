@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import functools
 import random
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import run_threads
 
 from fluxgate import CallNotPermittedError, CircuitBreaker, permits
 from fluxgate.retries import Always
 from fluxgate.signal import Signal
 from fluxgate.trippers import CallContext, FailureStreak, MinRequests
 from fluxgate.windows import CountWindow
+
+pytestmark = pytest.mark.usefixtures("frequent_switches")
 
 THREADS = 8
 CALLS = 20_000
@@ -34,40 +36,6 @@ def ok() -> int:
 
 def boom() -> None:
     raise Boom("boom")
-
-
-@pytest.fixture(autouse=True)
-def frequent_switches() -> Iterator[None]:
-    """Switch threads far more often than usual, to interleave them more."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
-
-
-def run_threads(targets: Sequence[Callable[[], object]], timeout: float = 120) -> None:
-    """Run each target in its own thread, all released at once; re-raise the
-    first exception any of them raised."""
-    start = threading.Barrier(len(targets))
-    errors: list[BaseException] = []
-
-    def run(target: Callable[[], object]) -> None:
-        try:
-            start.wait()
-            target()
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(target,)) for target in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "threads did not finish"
-    if errors:
-        raise errors[0]
 
 
 def assert_chain(signals: list[Signal], cb: CircuitBreaker) -> None:

@@ -19,11 +19,12 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from conftest import run_threads
 
 from fluxgate import AsyncCircuitBreaker, CallNotPermittedError, CircuitBreaker
 from fluxgate.permits import All as PermitAll
@@ -214,40 +215,6 @@ def test_async_tasks_tripping_and_recovering_among_commands() -> None:
 
 
 # ---- threads: eight callers, one of them also commanding, on one breaker ------
-
-
-@pytest.fixture
-def frequent_switches() -> Iterator[None]:
-    """Switch threads far more often than usual, to interleave them more."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
-
-
-def run_threads(targets: Sequence[Callable[[], object]], timeout: float = 60) -> None:
-    """Run each target in its own thread, all released at once by a barrier;
-    re-raise the first exception any of them raised."""
-    start = threading.Barrier(len(targets))
-    errors: list[BaseException] = []
-
-    def run(target: Callable[[], object]) -> None:
-        try:
-            start.wait(timeout)
-            target()
-        except BaseException as error:  # noqa: BLE001 - re-raised below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(target,)) for target in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "threads did not finish"
-    if errors:
-        raise errors[0]
 
 
 @dataclass
