@@ -7,7 +7,8 @@ twice, once with a short loop and once with a long one, and divides the
 difference in total instructions by the difference in calls.  Everything
 outside the loop (start-up, imports, building the breaker, warm-up) cancels
 out, leaving the instructions of one loop iteration: the protected call, the
-function it protects and the loop itself.
+function it protects and the loop itself. The same run twice gives the same
+count; another checkout or venv moves it by under 1%.
 
     python benchmarks/instruction_counts.py            # print the counts
     python benchmarks/instruction_counts.py --check    # compare with the baseline
