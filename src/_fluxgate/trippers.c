@@ -570,7 +570,8 @@ parse_count(PyObject *obj, int64_t *out)
         if (fg_as_real(obj, "count", &count) < 0) {
             return -1;
         }
-        *out = !(count > 0.0) ? -1 : count >= 0x1p63 ? INT64_MAX : (int64_t)ceil(count);
+        const double two_to_63 = 9223372036854775808.0; /* beyond INT64_MAX */
+        *out = !(count > 0.0) ? -1 : count >= two_to_63 ? INT64_MAX : (int64_t)ceil(count);
     }
     if (*out <= 0) {
         PyErr_SetString(PyExc_ValueError, "Count must be greater than zero");
