@@ -40,6 +40,9 @@ import pytest
 from _pytest.runner import runtestprotocol
 from hypothesis import HealthCheck, settings
 
+from fluxgate.metric import Record
+from fluxgate.windows import CountWindow
+
 settings.register_profile(
     "slow", deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -362,3 +365,21 @@ def run_threads(targets: Sequence[Callable[[], object]], timeout: float = 120) -
     assert not any(thread.is_alive() for thread in threads), "threads did not finish"
     if errors:
         raise errors[0]
+
+
+class GatedWindow(CountWindow):
+    """A window written in Python whose first record() waits at a gate:
+    `entered` is set when a record arrives there, `opened` lets it through."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+        self.gated = True
+
+    def record(self, record: Record) -> None:
+        if self.gated:
+            self.gated = False
+            self.entered.set()
+            self.opened.wait(30)
+        super().record(record)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Callable
 
 import pytest
+from conftest import GatedWindow
 
 from fluxgate import CircuitBreaker
 from fluxgate.signal import Signal
@@ -70,3 +73,27 @@ def test_child_forked_while_listeners_run_still_notifies() -> None:
     cb.force_open()
     assert reports == ["forced_open,closed"]
     assert seen == ["forced_open"]
+
+
+def test_child_forked_while_a_thread_records_into_a_python_window_can_command() -> None:
+    # The recording thread holds the window's lock at the fork; it does not
+    # exist in the child, which must still be able to transition.
+    window = GatedWindow(10)
+    cb = CircuitBreaker(window=window, tripper=MinRequests(1_000))
+    caller = threading.Thread(target=cb.call, args=(lambda: None,))
+    caller.start()
+    try:
+        assert window.entered.wait(30)
+
+        def child() -> str:
+            signal.alarm(20)  # a deadlock here ends the child, not the suite
+            cb.force_open()
+            cb.reset()
+            cb.call(lambda: None)
+            return f"{cb.info().state} {cb.info().metrics.total_count}"
+
+        assert run_in_child(child) == "closed 1"
+    finally:
+        window.opened.set()
+        caller.join(30)
+    assert cb.info().metrics.total_count == 1

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import run_threads
+from conftest import GatedWindow, run_threads
 
 from fluxgate import CallNotPermittedError, CircuitBreaker, permits
 from fluxgate.retries import Always
@@ -334,3 +334,38 @@ def test_a_retry_overtaken_by_a_command_admits_by_the_new_state() -> None:
         ("closed", "open"),
         ("open", "forced_open"),
     ]
+
+
+def test_a_record_in_a_python_window_never_lands_after_the_reset_of_a_transition() -> None:
+    # A call admitted in CLOSED is recording into a window written in Python
+    # when another thread forces the breaker open. Whatever the order, the
+    # window must not keep that record once the transition has reset it.
+    window = GatedWindow(10)
+    cb = CircuitBreaker(window=window, tripper=MinRequests(1_000))
+    caller = threading.Thread(target=cb.call, args=(lambda: None,))
+    caller.start()
+    assert window.entered.wait(30)
+    commander = threading.Thread(target=cb.force_open)
+    commander.start()
+    # Give the command every chance to reset the window before the record
+    # lands (it must wait for the record instead); then let the record go on.
+    commander.join(0.2)
+    window.opened.set()
+    caller.join(30)
+    commander.join(30)
+    assert not caller.is_alive() and not commander.is_alive()
+    info = cb.info()
+    assert info.state == "forced_open"
+    assert info.metrics.total_count == 0
+
+
+def test_a_python_window_may_command_its_breaker_from_record() -> None:
+    class Commanding(CountWindow):
+        def record(self, record: Any) -> None:
+            super().record(record)
+            if record.success:
+                cb.force_open()
+
+    cb = CircuitBreaker(window=Commanding(10), tripper=MinRequests(1_000))
+    cb.call(lambda: None)
+    assert cb.info().state == "forced_open"

@@ -46,6 +46,18 @@ typedef struct {
     Py_ssize_t pending_head, pending_len, pending_cap;
     long delivering_pid; /* the process delivering them, or 0 */
 
+    /* A Python window's record() and reset() run outside the critical
+     * section. This lock keeps a record from landing between a transition
+     * and the reset that follows it: a recording thread holds it from the
+     * period check to the end of record(), a transition from before the
+     * state change to the end of reset(). NULL for a built-in window. It is
+     * re-entrant (a window method may command its breaker) and made anew in
+     * a child forked while a thread of the parent held it. */
+    PyThread_type_lock window_lock;
+    unsigned long window_lock_owner; /* the thread holding it, or 0 */
+    int window_lock_depth;
+    long window_lock_pid; /* the process it belongs to */
+
     PyObject *weakreflist;
 } FgBreaker;
 

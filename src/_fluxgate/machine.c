@@ -189,6 +189,57 @@ deliver_signals(FgBreaker *cb)
     return 0;
 }
 
+/* ---- the lock of a Python window (see FgBreaker.window_lock) -------------*/
+
+static void
+window_lock_acquire(FgBreaker *cb)
+{
+    if (cb->window_lock == NULL) {
+        return;
+    }
+    unsigned long me = PyThread_get_thread_ident();
+    long pid = fg_getpid();
+    if (cb->window_lock_pid != pid) {
+        if (cb->window_lock_depth > 0) {
+            /* Held in the parent by a thread that does not exist here. The
+             * old lock cannot be freed while locked; without a new one the
+             * window goes unlocked rather than deadlock. */
+            cb->window_lock = PyThread_allocate_lock();
+        }
+        cb->window_lock_pid = pid;
+        cb->window_lock_owner = 0;
+        cb->window_lock_depth = 0;
+        if (cb->window_lock == NULL) {
+            return;
+        }
+    }
+    if (cb->window_lock_owner == me) {
+        cb->window_lock_depth++;
+        return;
+    }
+    if (!PyThread_acquire_lock(cb->window_lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(cb->window_lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    cb->window_lock_owner = me;
+    cb->window_lock_depth = 1;
+}
+
+static void
+window_lock_release(FgBreaker *cb)
+{
+    /* Not the owner: the lock was made anew after a fork in the middle. */
+    if (cb->window_lock == NULL
+        || cb->window_lock_owner != PyThread_get_thread_ident()) {
+        return;
+    }
+    if (--cb->window_lock_depth == 0) {
+        cb->window_lock_owner = 0;
+        PyThread_release_lock(cb->window_lock);
+    }
+}
+
 /* Move to `target` if the breaker is still in `period` (any period when
  * `period` is NULL, for commands), then notify. Returns 1 if this call made
  * the transition, 0 if another one got there first, -1 on error. On success
@@ -203,6 +254,7 @@ fg_machine_transition(FgBreaker *cb, const uint64_t *period, FgStateId target,
         return -1;
     }
     int applied = 0, queued = 0;
+    window_lock_acquire(cb);
     FG_LOCK(cb);
     if (period == NULL || cb->period == *period) {
         applied = 1;
@@ -215,14 +267,11 @@ fg_machine_transition(FgBreaker *cb, const uint64_t *period, FgStateId target,
     }
     FG_UNLOCK();
     if (!applied) {
+        window_lock_release(cb);
         return 0;
     }
     if (changed_at != NULL) {
         *changed_at = now;
-    }
-    if (queued < 0) {
-        PyErr_NoMemory();
-        return -1;
     }
     /* A Python window is reset outside the critical section; the transition
      * has happened whatever its reset() does, so listeners hear of it first
@@ -234,6 +283,12 @@ fg_machine_transition(FgBreaker *cb, const uint64_t *period, FgStateId target,
             reset_error = PyErr_GetRaisedException();
         }
         Py_XDECREF(r);
+    }
+    window_lock_release(cb);
+    if (queued < 0) {
+        Py_XDECREF(reset_error);
+        PyErr_NoMemory();
+        return -1;
     }
     int delivered = deliver_signals(cb);
     if (reset_error != NULL) {
@@ -388,6 +443,7 @@ record_in_python_window(FgBreaker *cb, uint64_t period, int success,
         return -1;
     }
     int same;
+    window_lock_acquire(cb);
     Py_BEGIN_CRITICAL_SECTION(cb);
     same = cb->period == period && cb->state != FG_DISABLED;
     Py_END_CRITICAL_SECTION();
@@ -395,6 +451,7 @@ record_in_python_window(FgBreaker *cb, uint64_t period, int success,
     if (same) {
         r = PyObject_CallMethodOneArg(cb->window, cb->st->s_record, record);
     }
+    window_lock_release(cb);
     Py_DECREF(record);
     if (!same) {
         return 0;
@@ -692,6 +749,14 @@ fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
         return -1;
     }
     cb->native_window = (char)fg_window_is_native(st, cb->window);
+    if (!cb->native_window) {
+        cb->window_lock = PyThread_allocate_lock();
+        if (cb->window_lock == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cb->window_lock_pid = fg_getpid();
+    }
     cb->timed_window =
         (char)(cb->native_window && fg_window_needs_timestamp(st, cb->window));
     cb->native_tripper = (char)fg_tripper_is_native(st, cb->tripper);
@@ -734,6 +799,10 @@ fg_machine_free(FgBreaker *cb)
     cb->slow_thresholds = NULL;
     PyMem_Free(cb->pending);
     cb->pending = NULL;
+    if (cb->window_lock != NULL) {
+        PyThread_free_lock(cb->window_lock);
+        cb->window_lock = NULL;
+    }
 }
 
 PyObject *
