@@ -79,12 +79,24 @@ class _MetricFields:
     slow_counts: Mapping[float, int]
 
 
-def _metric_setattr(self: Metric, name: str, value: Any) -> None:
-    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+_FROZEN_CLASSES = (Record, CallContext, Signal, CircuitBreakerInfo, Metric)
 
 
-def _metric_delattr(self: Metric, name: str) -> None:
-    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+# Frozen assignment as dataclasses mean it: any name on an instance of the
+# class itself, a field name on an instance of a subclass. The methods that
+# dataclasses generate for a frozen slotted class reach super() for names
+# that are not fields, and fail there with an unrelated TypeError (the class
+# was replaced to add slots), so every class gets these instead.
+def _frozen_setattr(self: Any, name: str, value: Any) -> None:
+    if type(self) in _FROZEN_CLASSES or name in self.__dataclass_fields__:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+    object.__setattr__(self, name, value)
+
+
+def _frozen_delattr(self: Any, name: str) -> None:
+    if type(self) in _FROZEN_CLASSES or name in self.__dataclass_fields__:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+    object.__delattr__(self, name)
 
 
 def _metric_replace(self: Metric, /, **changes: Any) -> Metric:
@@ -103,8 +115,9 @@ def _metric_reduce(self: Metric) -> tuple[Any, ...]:
 for _name in ("__dataclass_fields__", "__dataclass_params__", "__match_args__"):
     setattr(Metric, _name, getattr(_MetricFields, _name))
 setattr(Metric, "__annotations__", dict(_MetricFields.__annotations__))
-setattr(Metric, "__setattr__", _metric_setattr)
-setattr(Metric, "__delattr__", _metric_delattr)
+for _cls in _FROZEN_CLASSES:
+    setattr(_cls, "__setattr__", _frozen_setattr)
+    setattr(_cls, "__delattr__", _frozen_delattr)
 setattr(Metric, "__reduce__", _metric_reduce)
 if sys.version_info >= (3, 13):
     setattr(Metric, "__replace__", _metric_replace)
