@@ -213,6 +213,8 @@ window_lock_acquire(FgBreaker *cb)
             return;
         }
     }
+    /* Read without the lock: only the owning thread can find its own id
+     * here, and it is the one that wrote it. */
     if (cb->window_lock_owner == me) {
         cb->window_lock_depth++;
         return;
