@@ -200,10 +200,15 @@ window_lock_acquire(FgBreaker *cb)
     unsigned long me = PyThread_get_thread_ident();
     long pid = fg_getpid();
     if (cb->window_lock_pid != pid) {
-        if (cb->window_lock_depth > 0) {
-            /* Held in the parent by a thread that does not exist here. The
-             * old lock cannot be freed while locked; without a new one the
-             * window goes unlocked rather than deadlock. */
+        /* The first use in a forked child. No thread of this process can
+         * hold the lock yet, so if it is taken, a thread of the parent took
+         * it (perhaps not yet recorded as owner, still waiting for the GIL).
+         * A locked lock cannot be freed: it is left, and without a new one
+         * the window goes unlocked rather than deadlock. */
+        if (PyThread_acquire_lock(cb->window_lock, NOWAIT_LOCK)) {
+            PyThread_release_lock(cb->window_lock);
+        }
+        else {
             cb->window_lock = PyThread_allocate_lock();
         }
         cb->window_lock_pid = pid;
