@@ -132,7 +132,9 @@ def test_abandoned_post_is_still_sent_in_order_and_logged_once(
     # The post reporting "open" is abandoned; when its answer finally comes,
     # it still opens the thread the next message replies in.
     listener = make(SlackListener, slack, timeout=1.0)
-    cb = CircuitBreaker(tripper=FailureStreak(1), retry=Always(), permit=All(), listeners=[listener])
+    cb = CircuitBreaker(
+        tripper=FailureStreak(1), retry=Always(), permit=All(), listeners=[listener]
+    )
     slack.trickle(FAST_TRICKLE)
 
     with caplog.at_level(logging.ERROR), pytest.raises(ZeroDivisionError):
@@ -328,3 +330,29 @@ async def test_async_error_quoting_the_token_is_logged_without_it(
     assert [r.getMessage() for r in caplog.records] == ["Listener AsyncSlackListener failed"]
     assert "Illegal header value" in caplog.text
     assert TOKEN not in caplog.text
+
+
+def _chaining_transport(request: httpx.Request) -> httpx.Response:
+    # Only the cause quotes the header: a traceback would print both.
+    try:
+        raise ValueError(f"cannot send {request.headers['authorization']!r}")
+    except ValueError as cause:
+        raise httpx.ConnectError("connection failed", request=request) from cause
+
+
+def test_error_whose_cause_quotes_the_token_is_raised_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_client = httpx.Client
+    monkeypatch.setattr(
+        httpx,
+        "Client",
+        lambda **kwargs: real_client(transport=httpx.MockTransport(_chaining_transport), **kwargs),
+    )
+    listener = SlackListener("payments", "C0123", TOKEN)
+
+    with pytest.raises(RuntimeError) as raised:
+        listener(Signal("closed", "open", T0))
+
+    assert str(raised.value) == "Slack post failed with httpx.ConnectError: connection failed"
+    assert TOKEN not in shown(raised.value)

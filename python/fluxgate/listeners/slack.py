@@ -100,7 +100,8 @@ def _exception_chain(error: BaseException) -> list[BaseException]:
             continue
         seen.append(current)
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-        pending.extend(e for e in getattr(current, "exceptions", ()) if isinstance(e, BaseException))
+        members = getattr(current, "exceptions", ())  # an ExceptionGroup's
+        pending.extend(e for e in members if isinstance(e, BaseException))
     return seen
 
 
@@ -142,15 +143,14 @@ def _without_token(error: BaseException, token: str | None) -> BaseException:
         _redact_request(link)
     if not token or not any(token in text for link in chain for text in _texts(link)):
         return error
-    message = str(error).replace(token, _REDACTED) if token in str(error) else ""
     kind = f"{type(error).__module__}.{type(error).__qualname__}"
-    replacement = RuntimeError(
-        f"Slack post failed with {kind}: {message}" if message
-        else f"Slack post failed with {kind} (its details would show the token)"
-    )
-    if token in str(replacement):  # the message escaped it some other way
-        replacement = RuntimeError(f"Slack post failed with {kind} (its details would show the token)")
-    return replacement
+    withheld = RuntimeError(f"Slack post failed with {kind}; its message would show the token")
+    try:
+        message = str(error).replace(token, _REDACTED)
+    except Exception:  # noqa: BLE001 - a broken __str__: say what failed, no more
+        return withheld
+    replacement = RuntimeError(f"Slack post failed with {kind}: {message}")
+    return withheld if token in str(replacement) else replacement
 
 
 class Template(TypedDict):
@@ -224,8 +224,7 @@ class _SlackBase:
     def _abandoned(self, signal: Signal, what: str) -> TimeoutError:
         return TimeoutError(
             f"{type(self).__name__} {self._name!r}: Slack did not answer within "
-            f"{self._timeout} s; {what} the message about "
-            f"{signal.old_state} → {signal.new_state}"
+            f"{self._timeout} s about {signal.old_state} → {signal.new_state}; {what}"
         )
 
     def _payload(self, signal: Signal) -> dict[str, Any]:
@@ -338,7 +337,7 @@ class SlackListener(_SlackBase, Listener):
         post = _Post(signal)
         self._submit(post)
         if not post.done.wait(self._timeout):
-            raise self._abandoned(signal, "gave up waiting for (it is still sent, in order)")
+            raise self._abandoned(signal, "the message is still sent in the background, in order")
         error, post.error = post.error, None
         if error is not None:
             raise error
@@ -438,7 +437,7 @@ class AsyncSlackListener(_SlackBase, AsyncListener):
         if not done:
             post.cancel()
             post.add_done_callback(_retrieve)
-            raise self._abandoned(signal, "cancelled")
+            raise self._abandoned(signal, "the post was cancelled")
         post.result()
 
     async def _post(self, signal: Signal) -> None:
