@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import threading
 import time
 import traceback
+import types
+import warnings
 from typing import Any
 
 import httpx
 import pytest
 
+import fluxgate.listeners.slack as slack_module
 from fluxgate import AsyncCircuitBreaker, CircuitBreaker
 from fluxgate.listeners.slack import AsyncSlackListener, SlackListener
 from fluxgate.permits import All
@@ -356,3 +361,59 @@ def test_error_whose_cause_quotes_the_token_is_raised_without_it(
 
     assert str(raised.value) == "Slack post failed with httpx.ConnectError: connection failed"
     assert TOKEN not in shown(raised.value)
+
+
+# ---- where the worker thread cannot help ----
+
+
+def test_posts_in_the_calling_thread_when_no_thread_can_start(
+    slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listener = make(SlackListener, slack)
+
+    class Refused(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    shutting_down = types.SimpleNamespace(
+        Thread=Refused, Lock=threading.Lock, Event=threading.Event
+    )
+    monkeypatch.setattr(slack_module, "threading", shutting_down)
+    listener(Signal("closed", "open", T0))
+    monkeypatch.undo()
+    listener(Signal("open", "half_open", T0 + 1))
+
+    assert [body.get("thread_ts") for body in slack.bodies] == [None, slack.issued_ts[0]]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_child_forked_while_a_post_is_stuck_posts_on_its_own(slack: FakeSlack) -> None:
+    listener = make(SlackListener, slack, timeout=2.0)
+    slack.trickle(SLOW_TRICKLE)
+    with pytest.raises(TimeoutError):
+        listener(Signal("closed", "open", T0))  # the worker is now stuck
+
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads
+        pid = os.fork()
+    if pid == 0:
+        report = "crashed"
+        try:
+            listener(Signal("closed", "forced_open", T0 + 1))
+            report = "posted"
+        except BaseException as error:  # noqa: BLE001 - reported to the parent
+            report = type(error).__name__
+        finally:
+            os.write(write_end, report.encode())
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        report = pipe.read()
+    os.waitpid(pid, 0)
+
+    assert report == "posted"
+    assert slack.bodies[1]["attachments"][0]["blocks"][1]["fields"][1]["text"] == (
+        "*State Transition:*\nclosed → forced_open"
+    )
+

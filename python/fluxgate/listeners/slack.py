@@ -335,31 +335,38 @@ class SlackListener(_SlackBase, Listener):
 
     def __call__(self, signal: Signal, /) -> None:
         post = _Post(signal)
-        self._submit(post)
+        if not self._submit(post):
+            # No thread can start (the interpreter is shutting down): post here.
+            self._post(signal)
+            return
         if not post.done.wait(self._timeout):
             raise self._abandoned(signal, "the message is still sent in the background, in order")
         error, post.error = post.error, None
         if error is not None:
             raise error
 
-    def _submit(self, post: _Post) -> None:
+    def _submit(self, post: _Post) -> bool:
+        """Queue ``post`` for the worker, starting it if needed; False if none can start."""
         if self._worker_pid != os.getpid():
             # A forked child: the worker (and any post it held) stayed in the parent.
             self._reset_worker()
         with self._queue_lock:
             self._queue.append(post)
             if self._worker is not None:
-                return
+                return True
             worker = threading.Thread(
                 target=self._drain, name=f"fluxgate-slack-{self._name}", daemon=True
             )
             self._worker = worker
             try:
                 worker.start()
-            except BaseException:
+            except BaseException as error:
                 self._worker = None
                 self._queue.remove(post)
+                if isinstance(error, RuntimeError):  # "can't create new thread at shutdown"
+                    return False
                 raise
+        return True
 
     def _drain(self) -> None:
         """The worker: post queued messages in order, then exit when none is left."""
