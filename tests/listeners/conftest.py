@@ -1,5 +1,6 @@
 """Fixtures for the listener tests."""
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -16,3 +17,8 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
         monkeypatch.delenv(name.lower(), raising=False)
     with running_fake_slack() as fake:
         yield fake
+    # A post a test abandoned ends once the server is gone; let it end here,
+    # so that no test's worker thread runs on into the next test.
+    for thread in threading.enumerate():
+        if thread.name.startswith("fluxgate-slack-"):
+            thread.join(10)

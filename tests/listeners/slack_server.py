@@ -39,10 +39,36 @@ class FakeSlack:
     replies: deque[tuple[int, Any]] = field(default_factory=deque)
     issued_ts: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Seconds between the bytes of each of the next answers (see ``trickle``).
+    trickles: deque[float] = field(default_factory=deque)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    # Set once a trickled answer has been sent in full.
+    trickled: threading.Event = field(default_factory=threading.Event)
+    received: threading.Condition = field(default_factory=threading.Condition)
 
     def reply(self, body: Any, status: int = 200) -> None:
         with self.lock:
             self.replies.append((status, body))
+
+    def trickle(self, seconds_per_byte: float, answers: int = 1) -> None:
+        """Send the next ``answers`` answers one byte at a time, like a stuck proxy.
+
+        Each read of the client gets a byte well within its timeout, so only
+        a total deadline stops the wait. The answer is abandoned when the
+        server stops.
+        """
+        with self.lock:
+            self.trickles.extend([seconds_per_byte] * answers)
+
+    def next_trickle(self) -> float | None:
+        with self.lock:
+            return self.trickles.popleft() if self.trickles else None
+
+    def wait_for_posts(self, count: int, timeout: float = 30.0) -> list[Any]:
+        """Wait until ``count`` posts arrived (or ``timeout``), then return the bodies."""
+        with self.received:
+            self.received.wait_for(lambda: len(self.posts) >= count, timeout)
+        return self.bodies
 
     def answer(self, post: Posted) -> tuple[int, Any]:
         with self.lock:
@@ -68,12 +94,35 @@ def _handler(slack: FakeSlack) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(length) or b"null")
             headers = {name.lower(): value for name, value in self.headers.items()}
             status, answer = slack.answer(Posted(self.path, headers, body))
+            with slack.received:
+                slack.received.notify_all()
             data = json.dumps(answer).encode()
+            delay = slack.next_trickle()
+            if delay is not None:
+                self._trickle(status, data, delay)
+                return
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _trickle(self, status: int, data: bytes, delay: float) -> None:
+            head = (
+                f"HTTP/1.1 {status} {self.responses[status][0]}\r\n"
+                "Content-Type: application/json; charset=utf-8\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n"
+            ).encode()
+            self.close_connection = True
+            try:
+                for byte in head + data:
+                    if slack.stopping.wait(delay):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                slack.trickled.set()
+            except OSError:  # the client gave up and closed the connection
+                pass
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -98,6 +147,7 @@ def running_fake_slack() -> Iterator[FakeSlack]:
     try:
         yield fake
     finally:
+        fake.stopping.set()
         watchdog.cancel()
         server.shutdown()
         server.server_close()
