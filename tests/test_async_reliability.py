@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fluxgate import AsyncCircuitBreaker, CircuitBreaker
+from fluxgate import AsyncCircuitBreaker
 from fluxgate.permits import All as AllPermit
 from fluxgate.retries import Always
 from fluxgate.signal import Signal
@@ -271,55 +271,6 @@ def _recursion_failures(caplog: pytest.LogCaptureFixture) -> int:
         and r.exc_info is not None
         and isinstance(r.exc_info[1], RecursionError)
     )
-
-
-def test_a_sync_listener_resetting_on_every_signal_ends_with_recursion_error(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    limit = sys.getrecursionlimit()
-    heard: list[Signal] = []
-
-    def listener(signal: Signal, /) -> None:
-        heard.append(signal)
-        if len(heard) < 20 * limit:  # the old endless loop, cut short
-            cb.reset()
-
-    cb = CircuitBreaker(listeners=[listener])
-    with caplog.at_level(logging.ERROR, logger="fluxgate"):
-        cb.force_open()
-    assert len(heard) < 2 * limit
-    assert _recursion_failures(caplog) == 1
-    assert cb.info().state == "closed"
-    # The chain is over; the breaker works as before.
-    heard.clear()
-    caplog.clear()
-    cb.call(lambda: None)
-    assert cb.info().state == "closed"
-
-
-def test_recursion_depth_counts_only_commands_made_while_delivering() -> None:
-    heard: list[Signal] = []
-    cb = CircuitBreaker(listeners=[heard.append])
-    for _ in range(3 * sys.getrecursionlimit()):
-        cb.reset()
-    assert len(heard) == 3 * sys.getrecursionlimit()
-
-
-def test_a_listener_chain_of_bounded_depth_runs_to_its_end(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    heard: list[str] = []
-
-    def listener(signal: Signal, /) -> None:
-        heard.append(signal.new_state)
-        if len(heard) < 50:
-            cb.reset()
-
-    cb = CircuitBreaker(listeners=[listener])
-    with caplog.at_level(logging.ERROR, logger="fluxgate"):
-        cb.force_open()
-    assert len(heard) == 50
-    assert _recursion_failures(caplog) == 0
 
 
 @pytest.mark.asyncio
