@@ -168,6 +168,32 @@ def test_a_slot_waiter_cancelled_after_the_hand_over_passes_the_slot_on() -> Non
         second.close()
 
 
+@pytest.mark.asyncio
+async def test_a_waiter_cancelled_as_its_slot_is_freed_is_just_cancelled() -> None:
+    cb = half_open_breaker(max_half_open_calls=1)
+    with pytest.raises(ValueError):
+        await cb.call(boom)
+    release = asyncio.Event()
+
+    async def hold() -> str:
+        await release.wait()
+        return "held"
+
+    async def probe() -> str:
+        return "probed"
+
+    held = asyncio.create_task(cb.call(hold))
+    await asyncio.sleep(0)
+    doomed = asyncio.create_task(cb.call(probe))
+    await asyncio.sleep(0)
+    release.set()  # the holder frees its slot first ...
+    doomed.cancel()  # ... to a waiter cancelled in the same turn
+    assert await asyncio.wait_for(held, WAIT) == "held"
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert await asyncio.wait_for(cb.call(probe), WAIT) == "probed"
+
+
 # ---- item: signals survive the cancellation of the task that caused them ----
 
 

@@ -89,7 +89,7 @@ class _HalfOpenSlots:
         except BaseException:
             with self._lock:
                 handed = waiter.handed
-                if not handed:
+                if not handed and waiter in self._waiters:
                     self._waiters.remove(waiter)
             if handed:
                 self._release()  # the slot was handed over: pass it on
@@ -137,7 +137,9 @@ class _Delivery:
     listener's own command, which the delivery under way picks up.
     """
 
-    __slots__ = ("_core", "_listeners", "_lock", "_backlog", "_running", "_waiters")
+    __slots__ = (
+        "_core", "_listeners", "_lock", "_backlog", "_running", "_tasks", "_waiters"
+    )
 
     def __init__(self, core: Any, listeners: tuple[Callable[..., Any], ...]) -> None:
         self._core = core
@@ -145,6 +147,9 @@ class _Delivery:
         self._lock = threading.Lock()
         self._backlog: collections.deque[tuple[Any, int]] = collections.deque()
         self._running = False
+        # The delivering task, held here: the event loop keeps only a weak
+        # reference, and its caller may have been cancelled.
+        self._tasks: set[asyncio.Task[None]] = set()
         self._waiters: list[asyncio.Future[None]] = []
 
     def depth(self) -> int | None:
@@ -169,14 +174,19 @@ class _Delivery:
         while True:
             with self._lock:
                 self._collect(0)
+                start = False
                 if self._running:
                     waiter: asyncio.Future[None] = loop.create_future()
                     self._waiters.append(waiter)
                 elif self._backlog:
-                    self._running = True
-                    waiter = loop.create_task(self._deliver())
+                    self._running = start = True
                 else:
                     return
+            if start:
+                # Outside the lock: an eager task factory runs it at once.
+                waiter = loop.create_task(self._deliver())
+                self._tasks.add(waiter)
+                waiter.add_done_callback(self._tasks.discard)
             await asyncio.shield(waiter)
 
     async def _deliver(self) -> None:
