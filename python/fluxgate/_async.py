@@ -127,14 +127,18 @@ _delivering: contextvars.ContextVar[dict[_Delivery, int]] = contextvars.ContextV
 )
 
 
+_Waiting = list[tuple[Callable[..., Any], Awaitable[Any]]]
+
+
 class _Delivery:
     """Delivers one breaker's signals to its listeners: each exactly once, in
-    the order of the transitions, by one task at a time whichever loop or
-    thread it runs on. The delivering task is shielded from the cancellation
-    of the call or command that started it; one that ends early anyway (its
-    loop shutting down) leaves the rest to the next caller. Every caller
-    waits until the signals queued before it are delivered, except a
-    listener's own command, which the delivery under way picks up.
+    the order of the transitions, by one deliverer at a time whichever loop
+    or thread it runs on. The deliverer calls the sync listeners inline;
+    from the first async listener on, a task carries on, shielded from the
+    cancellation of the call or command that started it (one that ends early
+    anyway, its loop shutting down, leaves the rest to the next caller).
+    Every caller waits until the signals queued before it are delivered,
+    except a listener's own command, which the delivery under way picks up.
     """
 
     __slots__ = (
@@ -147,8 +151,8 @@ class _Delivery:
         self._lock = threading.Lock()
         self._backlog: collections.deque[tuple[Any, int]] = collections.deque()
         self._running = False
-        # The delivering task, held here: the event loop keeps only a weak
-        # reference, and its caller may have been cancelled.
+        # The delivering tasks, held here: the event loop keeps only a weak
+        # reference, and their callers may have been cancelled.
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -183,50 +187,75 @@ class _Delivery:
                 else:
                     return
             if start:
+                try:
+                    rest = self._deliver_sync()
+                except BaseException:
+                    self._finish()
+                    raise
+                if rest is None:
+                    return
                 # Outside the lock: an eager task factory runs it at once.
-                waiter = loop.create_task(self._deliver())
+                waiter = loop.create_task(self._deliver(*rest))
                 self._tasks.add(waiter)
                 waiter.add_done_callback(self._tasks.discard)
             await asyncio.shield(waiter)
 
-    async def _deliver(self) -> None:
-        try:
-            while True:
-                with self._lock:
-                    self._collect(0)
-                    if not self._backlog:
-                        break
-                    signal, depth = self._backlog.popleft()
-                await self._deliver_one(signal, depth)
-        finally:
+    def _deliver_sync(self) -> tuple[_Waiting, int] | None:
+        """Deliver signals while their listeners return no awaitable. The
+        awaitables of the first signal that has some (and its depth), or
+        None when every signal is delivered and the delivery is over."""
+        while True:
             with self._lock:
-                self._running = False
-                waiters, self._waiters = self._waiters, []
-            current = _running_loop()
-            for waiter in waiters:
-                loop = waiter.get_loop()
-                if loop is current:
-                    _wake(waiter)
-                elif not loop.is_closed():
-                    try:
-                        loop.call_soon_threadsafe(_wake, waiter)
-                    except RuntimeError:  # closed meanwhile
-                        pass
+                self._collect(0)
+                if not self._backlog:
+                    self._running = False
+                    waiters, self._waiters = self._waiters, []
+                    break
+                signal, depth = self._backlog.popleft()
+            token = _delivering.set({**_delivering.get({}), self: depth})
+            try:
+                waiting = self._call_listeners(signal)
+            finally:
+                _delivering.reset(token)
+            if waiting:
+                return waiting, depth
+        _wake_all(waiters)
+        return None
 
-    async def _deliver_one(self, signal: Any, depth: int) -> None:
+    def _call_listeners(self, signal: Any) -> _Waiting:
+        waiting: _Waiting = []
+        for listener in self._listeners:
+            try:
+                result = listener(signal)
+            except Exception as error:
+                report_listener_error(listener, error)
+                continue
+            if inspect.isawaitable(result):
+                waiting.append((listener, result))
+        return waiting
+
+    def _finish(self) -> None:
+        """End a delivery cut short: the next caller carries on."""
+        with self._lock:
+            self._running = False
+            waiters, self._waiters = self._waiters, []
+        _wake_all(waiters)
+
+    async def _deliver(self, waiting: _Waiting, depth: int) -> None:
+        rest: tuple[_Waiting, int] | None = (waiting, depth)
+        try:
+            while rest is not None:
+                await self._gather(*rest)
+                rest = self._deliver_sync()
+        except BaseException:
+            self._finish()
+            raise
+
+    async def _gather(self, waiting: _Waiting, depth: int) -> None:
+        # Tasks the gathering starts copy this context: a listener's command
+        # knows it is part of this delivery, and how deep.
         token = _delivering.set({**_delivering.get({}), self: depth})
         try:
-            waiting: list[tuple[Callable[..., Any], Awaitable[Any]]] = []
-            for listener in self._listeners:
-                try:
-                    result = listener(signal)
-                except Exception as error:
-                    report_listener_error(listener, error)
-                    continue
-                if inspect.isawaitable(result):
-                    waiting.append((listener, result))
-            if not waiting:
-                return
             outcomes = await asyncio.gather(
                 *(awaitable for _, awaitable in waiting), return_exceptions=True
             )
@@ -239,6 +268,19 @@ class _Delivery:
                 pass  # that listener was cancelled; the others were heard
             elif isinstance(outcome, BaseException):
                 raise outcome
+
+
+def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
+    current = _running_loop()
+    for waiter in waiters:
+        loop = waiter.get_loop()
+        if loop is current:
+            _wake(waiter)
+        elif not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(_wake, waiter)
+            except RuntimeError:  # closed meanwhile
+                pass
 
 
 def _refuse_non_awaitable(error: Exception, result: object, func: object) -> None:
