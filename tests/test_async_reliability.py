@@ -286,6 +286,46 @@ async def test_chain_holds_under_wait_for_timeouts() -> None:
     assert heard[-1].new_state == cb.info().state
 
 
+def _start_a_delivery_that_stalls(cb: AsyncCircuitBreaker) -> Any:
+    """A coroutine that forces `cb` open and returns while the async
+    listener's delivery of that signal is still waiting."""
+
+    async def main() -> None:
+        asyncio.create_task(cb.force_open())
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    return main()
+
+
+def _stalling_breaker() -> tuple[AsyncCircuitBreaker, list[str]]:
+    heard: list[str] = []
+
+    async def listener(signal: Signal, /) -> None:
+        if signal.new_state == "forced_open":
+            await asyncio.Event().wait()  # never set
+        heard.append(signal.new_state)
+
+    return AsyncCircuitBreaker(listeners=[listener]), heard
+
+
+def test_a_delivery_cut_short_by_asyncio_run_leaves_the_rest_to_the_next_loop() -> None:
+    cb, heard = _stalling_breaker()
+    asyncio.run(_start_a_delivery_that_stalls(cb))  # cancels what is left
+    asyncio.run(asyncio.wait_for(cb.reset(), WAIT))
+    assert heard == ["closed"]
+    assert cb.info().state == "closed"
+
+
+def test_a_delivery_whose_loop_was_closed_is_taken_over() -> None:
+    cb, heard = _stalling_breaker()
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(_start_a_delivery_that_stalls(cb))
+    loop.close()  # the delivering task is left pending, never to run again
+    asyncio.run(asyncio.wait_for(cb.reset(), WAIT))
+    assert heard == ["closed"]
+
+
 # ---- item: a listener that commands on every signal ends --------------------
 
 

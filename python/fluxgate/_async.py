@@ -139,11 +139,15 @@ class _Delivery:
     anyway, its loop shutting down, leaves the rest to the next caller).
     Every caller waits until the signals queued before it are delivered,
     except a listener's own command, which the delivery under way picks up.
+    A delivery whose loop was closed without ending it (its task destroyed
+    pending) is taken over by the next caller; each delivery has its own
+    generation, so that such a task, finalised later, ends nothing.
     """
 
     __slots__ = (
-        "_core", "_listeners", "_lock", "_backlog", "_running", "_tasks", "_waiters"
-    )
+        "_core", "_listeners", "_lock", "_backlog", "_running", "_generation",
+        "_loop", "_tasks", "_waiters",
+    )  # fmt: skip
 
     def __init__(self, core: Any, listeners: tuple[Callable[..., Any], ...]) -> None:
         self._core = core
@@ -151,6 +155,8 @@ class _Delivery:
         self._lock = threading.Lock()
         self._backlog: collections.deque[tuple[Any, int]] = collections.deque()
         self._running = False
+        self._generation = 0  # of the delivery running, or the last one
+        self._loop: asyncio.AbstractEventLoop | None = None  # where it runs
         # The delivering tasks, held here: the event loop keeps only a weak
         # reference, and their callers may have been cancelled.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -179,33 +185,41 @@ class _Delivery:
             with self._lock:
                 self._collect(0)
                 start = False
-                if self._running:
+                abandoned = self._loop is not None and self._loop.is_closed()
+                if self._running and not abandoned:
                     waiter: asyncio.Future[None] = loop.create_future()
                     self._waiters.append(waiter)
                 elif self._backlog:
                     self._running = start = True
+                    self._generation += 1
+                    generation = self._generation
+                    self._loop = loop
                 else:
+                    self._running = False
                     return
             if start:
                 try:
-                    rest = self._deliver_sync()
+                    rest = self._deliver_sync(generation)
                 except BaseException:
-                    self._finish()
+                    self._finish(generation)
                     raise
                 if rest is None:
                     return
                 # Outside the lock: an eager task factory runs it at once.
-                waiter = loop.create_task(self._deliver(*rest))
+                waiter = loop.create_task(self._deliver(generation, *rest))
                 self._tasks.add(waiter)
                 waiter.add_done_callback(self._tasks.discard)
             await asyncio.shield(waiter)
 
-    def _deliver_sync(self) -> tuple[_Waiting, int] | None:
+    def _deliver_sync(self, generation: int) -> tuple[_Waiting, int] | None:
         """Deliver signals while their listeners return no awaitable. The
         awaitables of the first signal that has some (and its depth), or
-        None when every signal is delivered and the delivery is over."""
+        None when every signal is delivered and the delivery is over (or
+        was taken over)."""
         while True:
             with self._lock:
+                if self._generation != generation:
+                    return None
                 self._collect(0)
                 if not self._backlog:
                     self._running = False
@@ -234,21 +248,23 @@ class _Delivery:
                 waiting.append((listener, result))
         return waiting
 
-    def _finish(self) -> None:
+    def _finish(self, generation: int) -> None:
         """End a delivery cut short: the next caller carries on."""
         with self._lock:
+            if self._generation != generation or not self._running:
+                return
             self._running = False
             waiters, self._waiters = self._waiters, []
         _wake_all(waiters)
 
-    async def _deliver(self, waiting: _Waiting, depth: int) -> None:
+    async def _deliver(self, generation: int, waiting: _Waiting, depth: int) -> None:
         rest: tuple[_Waiting, int] | None = (waiting, depth)
         try:
             while rest is not None:
                 await self._gather(*rest)
-                rest = self._deliver_sync()
+                rest = self._deliver_sync(generation)
         except BaseException:
-            self._finish()
+            self._finish(generation)
             raise
 
     async def _gather(self, waiting: _Waiting, depth: int) -> None:
