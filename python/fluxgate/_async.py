@@ -269,14 +269,13 @@ class _Delivery:
 
     async def _gather(self, waiting: _Waiting, depth: int) -> None:
         # Tasks the gathering starts copy this context: a listener's command
-        # knows it is part of this delivery, and how deep.
-        token = _delivering.set({**_delivering.get({}), self: depth})
-        try:
-            outcomes = await asyncio.gather(
-                *(awaitable for _, awaitable in waiting), return_exceptions=True
-            )
-        finally:
-            _delivering.reset(token)
+        # knows it is part of this delivery, and how deep. (The delivering
+        # task's own context, so it is not reset: a task finalised by the
+        # garbage collector would reset it from another.)
+        _delivering.set({**_delivering.get({}), self: depth})
+        outcomes = await asyncio.gather(
+            *(awaitable for _, awaitable in waiting), return_exceptions=True
+        )
         for (listener, _), outcome in zip(waiting, outcomes):
             if isinstance(outcome, Exception):
                 report_listener_error(listener, outcome)
