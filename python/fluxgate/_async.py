@@ -4,10 +4,13 @@ Admission, timing, recording, evaluation and transitions are the C core's
 (``_AsyncCore``); this module only awaits. A CLOSED call uses no asyncio
 primitive. HALF_OPEN calls share ``max_half_open_calls`` slots, which wait on
 futures of whichever loop is running, so a breaker can serve one event loop
-after another. Listeners are notified by the call or command that caused a
-transition, before it returns: sync ones inline, async ones gathered. That
-holds when it raises too: a user window's reset() may fail after the
-transition is made, and the transition is still signalled first.
+after another, or several at once from several threads (a slot freed in one
+loop wakes a waiter of another thread-safely). Listeners are notified by the
+call or command that caused a transition, before it returns: sync ones
+inline, async ones gathered, one delivery at a time and in order, shielded
+from the cancellation of that call or command. That holds when it raises
+too: a user window's reset() may fail after the transition is made, and the
+transition is still signalled first.
 """
 
 from __future__ import annotations
