@@ -160,6 +160,48 @@ def test_an_error_from_a_window_record_reaches_its_caller() -> None:
         cb.call(lambda: None)
 
 
+def test_an_error_from_a_record_applied_by_another_thread_is_unraisable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Thread A records at a gate; a reset queues behind it, and thread C's
+    # record behind the reset. C returns at once; when A's record ends, A
+    # applies the queue, and C's failing record has no caller left to raise
+    # to: it goes to sys.unraisablehook, and A's call is unaffected.
+    entered, gate = threading.Event(), threading.Event()
+    unraisable: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(u.exc_value))
+
+    class Picky(CountWindow):
+        def record(self, record: Any) -> None:
+            if not entered.is_set():
+                entered.set()
+                gate.wait(3 * WAIT)
+            elif not record.success:
+                raise LookupError("no failures here")
+            super().record(record)
+
+    def fail() -> None:
+        raise ValueError("boom")
+
+    cb = CircuitBreaker(window=Picky(10), tripper=MinRequests(1_000))
+    results: list[object] = []
+    first = threading.Thread(
+        target=lambda: results.append(cb.call(lambda: "first")), daemon=True
+    )
+    first.start()
+    try:
+        assert entered.wait(WAIT)
+        cb.reset()
+        with pytest.raises(ValueError, match="boom"):
+            cb.call(fail)
+    finally:
+        gate.set()
+        first.join(WAIT)
+    assert results == ["first"]
+    assert len(unraisable) == 1 and isinstance(unraisable[0], LookupError)
+    assert cb.info().metrics.total_count == 0
+
+
 # ---- a listener that commands on every signal ends --------------------------
 
 
