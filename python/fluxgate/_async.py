@@ -4,18 +4,24 @@ Admission, timing, recording, evaluation and transitions are the C core's
 (``_AsyncCore``); this module only awaits. A CLOSED call uses no asyncio
 primitive. HALF_OPEN calls share ``max_half_open_calls`` slots, which wait on
 futures of whichever loop is running, so a breaker can serve one event loop
-after another. Listeners are notified by the call or command that caused a
-transition, before it returns: sync ones inline, async ones gathered. That
-holds when it raises too: a user window's reset() may fail after the
-transition is made, and the transition is still signalled first.
+after another, or several at once from several threads (a slot freed in one
+loop wakes a waiter of another thread-safely). Listeners are notified by the
+call or command that caused a transition, before it returns: sync ones
+inline, async ones gathered, one delivery at a time and in order, shielded
+from the cancellation of that call or command. That holds when it raises
+too: a user window's reset() may fail after the transition is made, and the
+transition is still signalled first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import functools
 import inspect
+import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -35,25 +41,60 @@ _NOT_CALLED: Any = object()
 del _values  # imported for its side effect: the core knows the value classes
 
 
-class _HalfOpenSlots:
-    """At most ``limit`` holders; others wait in arrival order."""
+class _Waiter:
+    """A call waiting for a HALF_OPEN slot, on its own event loop."""
 
-    __slots__ = ("_free", "_waiters")
+    __slots__ = ("future", "handed")
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+        self.handed = False  # a slot is this waiter's, whether it woke yet or not
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class _HalfOpenSlots:
+    """At most ``limit`` holders; others wait in arrival order.
+
+    Thread-safe: the breaker may serve several event loops at once, one per
+    thread (DESIGN.md D8). A slot freed in one loop wakes a waiter of another
+    through that loop's ``call_soon_threadsafe``; waiters of a closed loop are
+    passed over.
+    """
+
+    __slots__ = ("_free", "_waiters", "_lock")
 
     def __init__(self, limit: int) -> None:
         self._free = limit
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._lock = threading.Lock()
 
     async def __aenter__(self) -> None:
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return
+            waiter = _Waiter(loop.create_future())
+            self._waiters.append(waiter)
         try:
-            await waiter
+            await waiter.future
         except BaseException:
-            if waiter.done() and not waiter.cancelled():
+            with self._lock:
+                handed = waiter.handed
+                if not handed and waiter in self._waiters:
+                    self._waiters.remove(waiter)
+            if handed:
                 self._release()  # the slot was handed over: pass it on
             raise
 
@@ -61,12 +102,203 @@ class _HalfOpenSlots:
         self._release()
 
     def _release(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done() and not waiter.get_loop().is_closed():
-                waiter.set_result(None)
+        current = _running_loop()
+        with self._lock:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                loop = waiter.future.get_loop()
+                if loop.is_closed():
+                    continue
+                if loop is current:
+                    if waiter.future.done():
+                        continue  # cancelled: it will not take the slot
+                    waiter.future.set_result(None)
+                else:
+                    try:
+                        loop.call_soon_threadsafe(_wake, waiter.future)
+                    except RuntimeError:  # closed meanwhile
+                        continue
+                waiter.handed = True
                 return
-        self._free += 1
+            self._free += 1
+
+
+# Which breakers' deliveries the current task is part of (a listener, or a
+# task it started), each with the depth of the signal being delivered.
+_delivering: contextvars.ContextVar[dict[_Delivery, int]] = contextvars.ContextVar(
+    "fluxgate_delivering"
+)
+
+
+_Waiting = list[tuple[Callable[..., Any], Awaitable[Any]]]
+
+
+class _Delivery:
+    """Delivers one breaker's signals to its listeners: each exactly once, in
+    the order of the transitions, by one deliverer at a time whichever loop
+    or thread it runs on. The deliverer calls the sync listeners inline;
+    from the first async listener on, a task carries on, shielded from the
+    cancellation of the call or command that started it (one that ends early
+    anyway, its loop shutting down, leaves the rest to the next caller).
+    Every caller waits until the signals queued before it are delivered,
+    except a listener's own command, which the delivery under way picks up.
+    A delivery whose loop was closed without ending it (its task destroyed
+    pending) is taken over by the next caller; each delivery has its own
+    generation, so that such a task, finalised later, ends nothing.
+    """
+
+    __slots__ = (
+        "_core", "_listeners", "_lock", "_backlog", "_running", "_generation",
+        "_loop", "_tasks", "_waiters",
+    )  # fmt: skip
+
+    def __init__(self, core: Any, listeners: tuple[Callable[..., Any], ...]) -> None:
+        self._core = core
+        self._listeners = listeners
+        self._lock = threading.Lock()
+        self._backlog: collections.deque[tuple[Any, int]] = collections.deque()
+        self._running = False
+        self._generation = 0  # of the delivery running, or the last one
+        self._loop: asyncio.AbstractEventLoop | None = None  # where it runs
+        # The delivering tasks, held here: the event loop keeps only a weak
+        # reference, and their callers may have been cancelled.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def depth(self) -> int | None:
+        """The depth of the signal whose delivery the caller is part of."""
+        return _delivering.get({}).get(self)
+
+    def _collect(self, depth: int) -> None:
+        # Under self._lock: the core's queue moves here in order.
+        for signal in self._core.take_signals():
+            self._backlog.append((signal, depth))
+
+    async def notify(self) -> None:
+        if not self._listeners:
+            return
+        depth = self.depth()
+        if depth is not None:
+            with self._lock:
+                self._collect(depth + 1)
+                if self._running:
+                    return  # the delivery this listener is part of goes on
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                self._collect(0)
+                start = False
+                abandoned = self._loop is not None and self._loop.is_closed()
+                if self._running and not abandoned:
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    self._waiters.append(waiter)
+                elif self._backlog:
+                    self._running = start = True
+                    self._generation += 1
+                    generation = self._generation
+                    self._loop = loop
+                else:
+                    self._running = False
+                    return
+            if start:
+                try:
+                    rest = self._deliver_sync(generation)
+                except BaseException:
+                    self._finish(generation)
+                    raise
+                if rest is None:
+                    return
+                # Outside the lock: an eager task factory runs it at once.
+                waiter = loop.create_task(self._deliver(generation, *rest))
+                self._tasks.add(waiter)
+                waiter.add_done_callback(self._tasks.discard)
+            await asyncio.shield(waiter)
+
+    def _deliver_sync(self, generation: int) -> tuple[_Waiting, int] | None:
+        """Deliver signals while their listeners return no awaitable. The
+        awaitables of the first signal that has some (and its depth), or
+        None when every signal is delivered and the delivery is over (or
+        was taken over)."""
+        while True:
+            with self._lock:
+                if self._generation != generation:
+                    return None
+                self._collect(0)
+                if not self._backlog:
+                    self._running = False
+                    waiters, self._waiters = self._waiters, []
+                    break
+                signal, depth = self._backlog.popleft()
+            token = _delivering.set({**_delivering.get({}), self: depth})
+            try:
+                waiting = self._call_listeners(signal)
+            finally:
+                _delivering.reset(token)
+            if waiting:
+                return waiting, depth
+        _wake_all(waiters)
+        return None
+
+    def _call_listeners(self, signal: Any) -> _Waiting:
+        waiting: _Waiting = []
+        for listener in self._listeners:
+            try:
+                result = listener(signal)
+            except Exception as error:
+                report_listener_error(listener, error)
+                continue
+            if inspect.isawaitable(result):
+                waiting.append((listener, result))
+        return waiting
+
+    def _finish(self, generation: int) -> None:
+        """End a delivery cut short: the next caller carries on."""
+        with self._lock:
+            if self._generation != generation or not self._running:
+                return
+            self._running = False
+            waiters, self._waiters = self._waiters, []
+        _wake_all(waiters)
+
+    async def _deliver(self, generation: int, waiting: _Waiting, depth: int) -> None:
+        rest: tuple[_Waiting, int] | None = (waiting, depth)
+        try:
+            while rest is not None:
+                await self._gather(*rest)
+                rest = self._deliver_sync(generation)
+        except BaseException:
+            self._finish(generation)
+            raise
+
+    async def _gather(self, waiting: _Waiting, depth: int) -> None:
+        # Tasks the gathering starts copy this context: a listener's command
+        # knows it is part of this delivery, and how deep. (The delivering
+        # task's own context, so it is not reset: a task finalised by the
+        # garbage collector would reset it from another.)
+        _delivering.set({**_delivering.get({}), self: depth})
+        outcomes = await asyncio.gather(
+            *(awaitable for _, awaitable in waiting), return_exceptions=True
+        )
+        for (listener, _), outcome in zip(waiting, outcomes):
+            if isinstance(outcome, Exception):
+                report_listener_error(listener, outcome)
+            elif isinstance(outcome, asyncio.CancelledError):
+                pass  # that listener was cancelled; the others were heard
+            elif isinstance(outcome, BaseException):
+                raise outcome
+
+
+def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
+    current = _running_loop()
+    for waiter in waiters:
+        loop = waiter.get_loop()
+        if loop is current:
+            _wake(waiter)
+        elif not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(_wake, waiter)
+            except RuntimeError:  # closed meanwhile
+                pass
 
 
 def _refuse_non_awaitable(error: Exception, result: object, func: object) -> None:
@@ -92,7 +324,7 @@ class AsyncCircuitBreaker:
     """
 
     __module__ = "fluxgate.circuitbreaker"  # its public home (DESIGN.md D1)
-    __slots__ = ("_core", "_listeners", "_slots", "__weakref__")
+    __slots__ = ("_core", "_listeners", "_slots", "_delivery", "__weakref__")
 
     def __init__(
         self,
@@ -116,6 +348,7 @@ class AsyncCircuitBreaker:
         self._core = _AsyncCore(window, tracker, tripper, retry, permit, listeners)
         self._listeners: tuple[Callable[..., Any], ...] = self._core.listeners
         self._slots = _HalfOpenSlots(max_half_open_calls)
+        self._delivery = _Delivery(self._core, self._listeners)
 
     def __repr__(self) -> str:
         cls = type(self)
@@ -316,6 +549,13 @@ class AsyncCircuitBreaker:
         await self._command("forced_open")
 
     async def _command(self, state: State) -> None:
+        depth = self._delivery.depth()
+        if depth is not None and depth + 1 >= sys.getrecursionlimit():
+            # A listener commanding on every signal it hears: end the chain
+            # as the recursion it is (SPEC.md section 12).
+            raise RecursionError(
+                "maximum recursion depth exceeded in a circuit breaker listener"
+            )
         try:
             pending = self._core.command(state)
         except BaseException:
@@ -325,23 +565,4 @@ class AsyncCircuitBreaker:
             await self._notify()
 
     async def _notify(self) -> None:
-        for signal in self._core.take_signals():
-            waiting: list[tuple[Callable[..., Any], Awaitable[Any]]] = []
-            for listener in self._listeners:
-                try:
-                    result = listener(signal)
-                except Exception as error:
-                    report_listener_error(listener, error)
-                    continue
-                if inspect.isawaitable(result):
-                    waiting.append((listener, result))
-            if not waiting:
-                continue
-            outcomes = await asyncio.gather(
-                *(awaitable for _, awaitable in waiting), return_exceptions=True
-            )
-            for (listener, _), outcome in zip(waiting, outcomes):
-                if isinstance(outcome, Exception):
-                    report_listener_error(listener, outcome)
-                elif isinstance(outcome, BaseException):
-                    raise outcome
+        await self._delivery.notify()

@@ -6,12 +6,21 @@
 
 #include "fluxgate.h"
 
-/* One transition waiting to reach the listeners. */
+/* One transition waiting to reach the listeners. Its depth counts the
+ * listeners' commands that led to it (0 for a transition no listener made). */
 typedef struct {
     FgStateId old_state;
     FgStateId new_state;
     double timestamp;
+    int depth;
 } FgPendingSignal;
+
+/* A Python window's reset() (record NULL) or record(record), waiting to be
+ * applied in order by one thread; seq tells its issuer which one is its. */
+typedef struct {
+    PyObject *record; /* owned; NULL for a reset */
+    uint64_t seq;
+} FgWindowOp;
 
 typedef struct {
     PyObject_HEAD
@@ -40,23 +49,30 @@ typedef struct {
     int64_t reopens;
     int64_t consecutive_failures;
 
-    /* Transitions not yet delivered to listeners, oldest first, and the
-     * process one of whose threads is delivering them right now. */
+    /* Transitions not yet delivered to listeners, oldest first; the
+     * process and thread delivering them right now, and the depth of the
+     * signal it is delivering (a listener's command goes one deeper). */
     FgPendingSignal *pending;
     Py_ssize_t pending_head, pending_len, pending_cap;
     long delivering_pid; /* the process delivering them, or 0 */
+    unsigned long delivering_thread;
+    int delivering_depth;
 
     /* A Python window's record() and reset() run outside the critical
-     * section. This lock keeps a record from landing between a transition
-     * and the reset that follows it: a recording thread holds it from the
-     * period check to the end of record(), a transition from before the
-     * state change to the end of reset(). NULL for a built-in window. It is
-     * re-entrant (a window method may command its breaker) and made anew in
-     * a child forked while a thread of the parent held it. */
-    PyThread_type_lock window_lock;
-    unsigned long window_lock_owner; /* the thread holding it, or 0 */
-    int window_lock_depth;
-    long window_lock_pid; /* the process it belongs to */
+     * section and under no lock (user code may wait for another thread that
+     * calls or commands this breaker). No record may land after the reset
+     * of a later transition, nor before the reset of an earlier one: records
+     * of the current period run at once, in parallel, unless operations are
+     * waiting; a transition queues its reset, and a record behind a queued
+     * reset queues too. One thread at a time applies the queue, in order,
+     * once no record() is under way. The counts are this process's
+     * (window_pid): a child forked meanwhile starts from zero. */
+    FgWindowOp *window_ops;
+    Py_ssize_t window_ops_head, window_ops_len, window_ops_cap;
+    uint64_t window_op_seq;      /* the last sequence number given */
+    Py_ssize_t window_recording; /* record() calls under way */
+    char window_draining;        /* a thread is applying the queue */
+    long window_pid;
 
     PyObject *weakreflist;
 } FgBreaker;

@@ -23,7 +23,7 @@
 
 static int
 pending_push(FgBreaker *cb, FgStateId old_state, FgStateId new_state,
-             double timestamp)
+             double timestamp, int depth)
 {
     if (cb->pending_len == cb->pending_cap) {
         Py_ssize_t cap = cb->pending_cap ? cb->pending_cap * 2 : 4;
@@ -44,6 +44,7 @@ pending_push(FgBreaker *cb, FgStateId old_state, FgStateId new_state,
     slot->old_state = old_state;
     slot->new_state = new_state;
     slot->timestamp = timestamp;
+    slot->depth = depth;
     cb->pending_len++;
     return 0;
 }
@@ -64,7 +65,7 @@ pending_pop(FgBreaker *cb, FgPendingSignal *out)
  * queue can only fail to grow for lack of memory, after the state change
  * (which must not be half-applied): the caller reports that MemoryError. */
 static int
-apply_transition(FgBreaker *cb, FgStateId target, double now)
+apply_transition(FgBreaker *cb, FgStateId target, double now, int depth)
 {
     FgStateId old_state = cb->state;
     cb->state = target;
@@ -86,7 +87,7 @@ apply_transition(FgBreaker *cb, FgStateId target, double now)
     if (PyTuple_GET_SIZE(cb->listeners) == 0) {
         return 0;
     }
-    return pending_push(cb, old_state, target, now);
+    return pending_push(cb, old_state, target, now, depth);
 }
 
 static int
@@ -172,14 +173,20 @@ deliver_signals(FgBreaker *cb)
     have = cb->delivering_pid != pid && pending_pop(cb, &next);
     if (have) {
         cb->delivering_pid = pid;
+        cb->delivering_thread = PyThread_get_thread_ident();
+        cb->delivering_depth = next.depth;
     }
     Py_END_CRITICAL_SECTION();
     while (have) {
         int rc = notify_listeners(cb, &next);
         Py_BEGIN_CRITICAL_SECTION(cb);
         have = rc == 0 && pending_pop(cb, &next);
-        if (!have) {
+        if (have) {
+            cb->delivering_depth = next.depth;
+        }
+        else {
             cb->delivering_pid = 0;
+            cb->delivering_thread = 0;
         }
         Py_END_CRITICAL_SECTION();
         if (rc < 0) {
@@ -189,61 +196,116 @@ deliver_signals(FgBreaker *cb)
     return 0;
 }
 
-/* ---- the lock of a Python window (see FgBreaker.window_lock) -------------*/
+/* ---- the operations of a Python window (see FgBreaker.window_ops) -------*/
+
+static void window_ops_drain_mine(FgBreaker *cb, uint64_t mine,
+                                  PyObject **my_error, int *mine_applied);
 
 static void
-window_lock_acquire(FgBreaker *cb)
+window_ops_drain(FgBreaker *cb, uint64_t mine, PyObject **my_error)
 {
-    if (cb->window_lock == NULL) {
-        return;
-    }
-    unsigned long me = PyThread_get_thread_ident();
-    long pid = fg_getpid();
-    if (cb->window_lock_pid != pid) {
-        /* The first use in a forked child. No thread of this process can
-         * hold the lock yet, so if it is taken, a thread of the parent took
-         * it (perhaps not yet recorded as owner, still waiting for the GIL).
-         * A locked lock cannot be freed: it is left, and without a new one
-         * the window goes unlocked rather than deadlock. */
-        if (PyThread_acquire_lock(cb->window_lock, NOWAIT_LOCK)) {
-            PyThread_release_lock(cb->window_lock);
-        }
-        else {
-            cb->window_lock = PyThread_allocate_lock();
-        }
-        cb->window_lock_pid = pid;
-        cb->window_lock_owner = 0;
-        cb->window_lock_depth = 0;
-        if (cb->window_lock == NULL) {
-            return;
-        }
-    }
-    /* Read without the lock: only the owning thread can find its own id
-     * here, and it is the one that wrote it. */
-    if (cb->window_lock_owner == me) {
-        cb->window_lock_depth++;
-        return;
-    }
-    if (!PyThread_acquire_lock(cb->window_lock, NOWAIT_LOCK)) {
-        Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock(cb->window_lock, WAIT_LOCK);
-        Py_END_ALLOW_THREADS
-    }
-    cb->window_lock_owner = me;
-    cb->window_lock_depth = 1;
+    window_ops_drain_mine(cb, mine, my_error, NULL);
 }
 
+/* Inside the critical section: the first look at the window's counts in a
+ * forked child forgets the parent's threads, which do not exist here. */
 static void
-window_lock_release(FgBreaker *cb)
+window_fork_check(FgBreaker *cb, long pid)
 {
-    /* Not the owner: the lock was made anew after a fork in the middle. */
-    if (cb->window_lock == NULL
-        || cb->window_lock_owner != PyThread_get_thread_ident()) {
-        return;
+    if (cb->window_pid != pid) {
+        cb->window_pid = pid;
+        cb->window_recording = 0;
+        cb->window_draining = 0;
     }
-    if (--cb->window_lock_depth == 0) {
-        cb->window_lock_owner = 0;
-        PyThread_release_lock(cb->window_lock);
+}
+
+/* Inside the critical section: queue an operation (stealing `record`);
+ * its sequence number, or 0 (with `record` released) when out of memory. */
+static uint64_t
+window_ops_push(FgBreaker *cb, PyObject *record)
+{
+    if (cb->window_ops_len == cb->window_ops_cap) {
+        Py_ssize_t cap = cb->window_ops_cap ? cb->window_ops_cap * 2 : 4;
+        FgWindowOp *grown = PyMem_Calloc((size_t)cap, sizeof(*grown));
+        if (grown == NULL) {
+            Py_XDECREF(record); /* no Python code: a Record holds floats */
+            return 0;
+        }
+        for (Py_ssize_t i = 0; i < cb->window_ops_len; i++) {
+            grown[i] =
+                cb->window_ops[(cb->window_ops_head + i) % cb->window_ops_cap];
+        }
+        PyMem_Free(cb->window_ops);
+        cb->window_ops = grown;
+        cb->window_ops_cap = cap;
+        cb->window_ops_head = 0;
+    }
+    FgWindowOp *op = &cb->window_ops[(cb->window_ops_head + cb->window_ops_len)
+                                     % cb->window_ops_cap];
+    op->record = record;
+    op->seq = ++cb->window_op_seq;
+    cb->window_ops_len++;
+    return op->seq;
+}
+
+/* Apply the queued operations of a Python window, in order, unless another
+ * thread is applying them or a record() is under way (its thread applies
+ * them when it ends). The exception of the operation numbered `mine`, if
+ * this thread applied it, goes to *my_error (and *mine_applied is set when
+ * it applied it at all); any other operation's error has no caller waiting
+ * for it and is reported as unraisable. */
+static void
+window_ops_drain_mine(FgBreaker *cb, uint64_t mine, PyObject **my_error,
+                      int *mine_applied)
+{
+    long pid = fg_getpid();
+    int draining = 0;
+    for (;;) {
+        FgWindowOp op = {NULL, 0};
+        int have = 0;
+        Py_BEGIN_CRITICAL_SECTION(cb);
+        if (cb->window_pid != pid) {
+            /* Forked while this thread applied the queue: start over. */
+            draining = 0;
+        }
+        window_fork_check(cb, pid);
+        if (!draining && !cb->window_draining && cb->window_recording == 0
+            && cb->window_ops_len > 0) {
+            cb->window_draining = 1;
+            draining = 1;
+        }
+        if (draining) {
+            if (cb->window_ops_len > 0) {
+                op = cb->window_ops[cb->window_ops_head];
+                cb->window_ops_head = (cb->window_ops_head + 1) % cb->window_ops_cap;
+                cb->window_ops_len--;
+                have = 1;
+            }
+            else {
+                cb->window_draining = 0;
+            }
+        }
+        Py_END_CRITICAL_SECTION();
+        if (!have) {
+            return;
+        }
+        PyObject *r = op.record == NULL
+                          ? PyObject_CallMethodNoArgs(cb->window, cb->st->s_reset)
+                          : PyObject_CallMethodOneArg(cb->window, cb->st->s_record,
+                                                      op.record);
+        Py_XDECREF(op.record);
+        if (op.seq == mine && mine_applied != NULL) {
+            *mine_applied = 1;
+        }
+        if (r != NULL) {
+            Py_DECREF(r);
+        }
+        else if (op.seq == mine && my_error != NULL && *my_error == NULL) {
+            *my_error = PyErr_GetRaisedException();
+        }
+        else {
+            PyErr_WriteUnraisable(cb->window);
+        }
     }
 }
 
@@ -260,38 +322,63 @@ fg_machine_transition(FgBreaker *cb, const uint64_t *period, FgStateId target,
     if (fg_wall_time_ex(cb->st, &now, &native_clock) < 0) {
         return -1;
     }
-    int applied = 0, queued = 0;
-    window_lock_acquire(cb);
+    long pid = fg_getpid();
+    unsigned long me = PyThread_get_thread_ident();
+    int limit = Py_GetRecursionLimit();
+    int applied = 0, queued = 0, too_deep = 0;
+    uint64_t reset_seq = 0;
     FG_LOCK(cb);
     if (period == NULL || cb->period == *period) {
-        applied = 1;
-        /* Read again inside the critical section when that calls no Python,
-         * so that signals' timestamps follow their order across threads. */
-        if (native_clock) {
-            now = fg_raw_wall_time();
+        /* A transition made by a listener while its signal is delivered is
+         * one level deeper than that signal. A command that would go past
+         * the recursion limit is refused: a listener commanding on every
+         * signal would otherwise never stop (SPEC.md section 12). */
+        int depth = 0;
+        if (cb->delivering_pid == pid && cb->delivering_thread == me) {
+            depth = cb->delivering_depth + 1;
         }
-        queued = apply_transition(cb, target, now);
+        if (period == NULL && depth >= limit) {
+            too_deep = 1;
+        }
+        else {
+            applied = 1;
+            /* Read again inside the critical section when that calls no
+             * Python, so that signals' timestamps follow their order across
+             * threads. */
+            if (native_clock) {
+                now = fg_raw_wall_time();
+            }
+            queued = apply_transition(cb, target, now, depth);
+            if (!cb->native_window) {
+                window_fork_check(cb, pid);
+                reset_seq = window_ops_push(cb, NULL);
+                if (reset_seq == 0) {
+                    queued = -1;
+                }
+            }
+        }
     }
     FG_UNLOCK();
+    if (too_deep) {
+        PyErr_SetString(PyExc_RecursionError,
+                        "maximum recursion depth exceeded in a circuit breaker "
+                        "listener");
+        return -1;
+    }
     if (!applied) {
-        window_lock_release(cb);
         return 0;
     }
     if (changed_at != NULL) {
         *changed_at = now;
     }
-    /* A Python window is reset outside the critical section; the transition
-     * has happened whatever its reset() does, so listeners hear of it first
-     * and its error is raised after. */
+    /* A Python window is reset outside the critical section, now or, when
+     * a record() is under way, by its thread when it ends. The transition
+     * has happened whatever reset() does, so listeners hear of it first and
+     * its error (when this thread applied it) is raised after. */
     PyObject *reset_error = NULL;
-    if (!cb->native_window) {
-        PyObject *r = PyObject_CallMethodNoArgs(cb->window, cb->st->s_reset);
-        if (r == NULL) {
-            reset_error = PyErr_GetRaisedException();
-        }
-        Py_XDECREF(r);
+    if (reset_seq != 0) {
+        window_ops_drain(cb, reset_seq, &reset_error);
     }
-    window_lock_release(cb);
     if (queued < 0) {
         Py_XDECREF(reset_error);
         PyErr_NoMemory();
@@ -334,7 +421,7 @@ decide(FgStateId state, int success, int tripped)
 static int
 record_locked(FgBreaker *cb, uint64_t period, int success, double duration,
               const double *slow_at, Py_ssize_t n_slow, double timestamp,
-              FgStateId *target, FgTripInput *later)
+              int evaluate, FgStateId *target, FgTripInput *later)
 {
     if (cb->period != period || cb->state == FG_DISABLED) {
         return 0;
@@ -345,7 +432,7 @@ record_locked(FgBreaker *cb, uint64_t period, int success, double duration,
         return -1;
     }
     cb->consecutive_failures = success ? 0 : cb->consecutive_failures + 1;
-    if (cb->state != FG_CLOSED && cb->state != FG_HALF_OPEN) {
+    if (!evaluate || (cb->state != FG_CLOSED && cb->state != FG_HALF_OPEN)) {
         return 0;
     }
     FgTripInput in = {.state = cb->state,
@@ -439,7 +526,11 @@ make_record(FgState *st, int success, double duration, const double *slow_at,
 }
 
 /* A Python window: build the Record and call window.record() outside the
- * critical section. 1 recorded, 0 discarded (the period is over), -1 error. */
+ * critical section and under no lock, at once when nothing is queued for
+ * the window, else queued behind what is (see FgBreaker.window_ops).
+ * 1 recorded, 2 queued and not yet applied (the window may still hold the
+ * previous period's records, so the tripper is not evaluated on it), 0
+ * discarded (the period is over), -1 error. */
 static int
 record_in_python_window(FgBreaker *cb, uint64_t period, int success,
                         double duration, const double *slow_at,
@@ -449,25 +540,62 @@ record_in_python_window(FgBreaker *cb, uint64_t period, int success,
     if (record == NULL) {
         return -1;
     }
-    int same;
-    window_lock_acquire(cb);
+    long pid = fg_getpid();
+    int outcome;
+    uint64_t seq = 0;
     Py_BEGIN_CRITICAL_SECTION(cb);
-    same = cb->period == period && cb->state != FG_DISABLED;
+    window_fork_check(cb, pid);
+    if (cb->period != period || cb->state == FG_DISABLED) {
+        outcome = 0;
+    }
+    else if (cb->window_ops_len > 0 || cb->window_draining) {
+        outcome = 2;
+        seq = window_ops_push(cb, Py_NewRef(record));
+        if (seq == 0) {
+            outcome = -1;
+        }
+    }
+    else {
+        outcome = 1;
+        cb->window_recording++;
+    }
     Py_END_CRITICAL_SECTION();
-    PyObject *r = NULL;
-    if (same) {
-        r = PyObject_CallMethodOneArg(cb->window, cb->st->s_record, record);
+    if (outcome == 1) {
+        PyObject *r = PyObject_CallMethodOneArg(cb->window, cb->st->s_record,
+                                                record);
+        PyObject *error = r == NULL ? PyErr_GetRaisedException() : NULL;
+        Py_XDECREF(r);
+        Py_BEGIN_CRITICAL_SECTION(cb);
+        /* Not when this process was forked meanwhile: the child's count
+         * started from zero without this call. */
+        if (cb->window_pid == pid && cb->window_recording > 0) {
+            cb->window_recording--;
+        }
+        Py_END_CRITICAL_SECTION();
+        window_ops_drain(cb, 0, NULL);
+        if (error != NULL) {
+            PyErr_SetRaisedException(error);
+            outcome = -1;
+        }
     }
-    window_lock_release(cb);
+    else if (outcome == 2) {
+        /* Nobody may be left to apply it but this thread. */
+        PyObject *error = NULL;
+        int applied = 0;
+        window_ops_drain_mine(cb, seq, &error, &applied);
+        if (error != NULL) {
+            PyErr_SetRaisedException(error);
+            outcome = -1;
+        }
+        else if (applied) {
+            outcome = 1;
+        }
+    }
+    else if (outcome < 0) {
+        PyErr_NoMemory();
+    }
     Py_DECREF(record);
-    if (!same) {
-        return 0;
-    }
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 1;
+    return outcome;
 }
 
 /* Apply one outcome of a call admitted in `period`: record it, evaluate the
@@ -498,12 +626,14 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
     if (cb->timed_window) {
         rc = fg_wall_time(st, &timestamp);
     }
+    int evaluate = 1;
     if (rc == 0 && !cb->native_window) {
         rc = record_in_python_window(cb, period, success, duration, slow_at,
                                      n_slow);
         if (rc <= 0) {
             goto done;
         }
+        evaluate = rc == 1;
         rc = 0;
     }
     FgStateId target = FG_NO_TRANSITION;
@@ -511,7 +641,7 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
     if (rc == 0) {
         FG_LOCK(cb);
         rc = record_locked(cb, period, success, duration, slow_at, n_slow,
-                           timestamp, &target, &later);
+                           timestamp, evaluate, &target, &later);
         FG_UNLOCK();
     }
     if (rc == 1) {
@@ -756,19 +886,26 @@ fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
         return -1;
     }
     cb->native_window = (char)fg_window_is_native(st, cb->window);
-    if (!cb->native_window) {
-        cb->window_lock = PyThread_allocate_lock();
-        if (cb->window_lock == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        cb->window_lock_pid = fg_getpid();
-    }
+    cb->window_pid = fg_getpid();
     cb->timed_window =
         (char)(cb->native_window && fg_window_needs_timestamp(st, cb->window));
     cb->native_tripper = (char)fg_tripper_is_native(st, cb->tripper);
     cb->state = FG_CLOSED;
     return fg_wall_time(st, &cb->changed_at);
+}
+
+/* Release the queued operations of a Python window. */
+static void
+window_ops_free(FgBreaker *cb)
+{
+    for (Py_ssize_t i = 0; i < cb->window_ops_len; i++) {
+        Py_CLEAR(cb->window_ops[(cb->window_ops_head + i) % cb->window_ops_cap]
+                     .record);
+    }
+    cb->window_ops_len = 0;
+    PyMem_Free(cb->window_ops);
+    cb->window_ops = NULL;
+    cb->window_ops_cap = 0;
 }
 
 int
@@ -780,6 +917,10 @@ fg_machine_traverse(FgBreaker *cb, visitproc visit, void *arg)
     Py_VISIT(cb->retry);
     Py_VISIT(cb->permit);
     Py_VISIT(cb->listeners);
+    for (Py_ssize_t i = 0; i < cb->window_ops_len; i++) {
+        Py_VISIT(
+            cb->window_ops[(cb->window_ops_head + i) % cb->window_ops_cap].record);
+    }
     return 0;
 }
 
@@ -806,10 +947,7 @@ fg_machine_free(FgBreaker *cb)
     cb->slow_thresholds = NULL;
     PyMem_Free(cb->pending);
     cb->pending = NULL;
-    if (cb->window_lock != NULL) {
-        PyThread_free_lock(cb->window_lock);
-        cb->window_lock = NULL;
-    }
+    window_ops_free(cb);
 }
 
 PyObject *
