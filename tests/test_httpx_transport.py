@@ -219,6 +219,8 @@ def test_the_default_key_is_host_and_port() -> None:
     assert key("http://api.example.com/") == "api.example.com:80"
     assert key("http://API.example.com:8080/") == "api.example.com:8080"
     assert key("http://[::1]:8000/") == "[::1]:8000"
+    assert key("http://xn--fiqs8s.icom.museum/") == "xn--fiqs8s.icom.museum:80"
+    assert key("http://中国.icom.museum/") == "xn--fiqs8s.icom.museum:80"
 
 
 def test_a_custom_key_gives_one_breaker_per_tenant() -> None:

@@ -32,6 +32,7 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = SOCKET_TIMEOUT
         protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # one write per response: no delayed-ACK stalls
 
         def do_GET(self) -> None:
             status = upstream.answer()

@@ -45,7 +45,7 @@ __all__ = [
 #: asks to be left alone.
 DEFAULT_FAILURE_STATUSES: frozenset[int] = frozenset(range(500, 600)) | {429}
 
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_DEFAULT_PORTS = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443", "ftp": ":21"}
 
 
 class FailedResponse(Exception):
@@ -77,11 +77,20 @@ class RequestNotPermitted(CallNotPermittedError, httpx.TransportError):
 
 def host_key(request: httpx.Request) -> str:
     """The default key: the request URL's host and port, as ``"host:port"``
-    (``"[::1]:8000"`` for an IPv6 address); the scheme's default port when
-    the URL names none."""
+    (``"[::1]:8000"`` for an IPv6 address; an internationalised host in its
+    ASCII ``xn--`` form); the scheme's default port when the URL names none."""
     url = request.url
-    port = url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme)
-    host = f"[{url.host}]" if ":" in url.host else url.host
+    # httpx's parsed URL, when this version of httpx has it, spares the
+    # properties' work; otherwise the same values from the public API.
+    try:
+        parts = url._uri_reference
+        host, port, scheme = parts.host, parts.port, parts.scheme
+    except AttributeError:  # pragma: no cover - other httpx versions
+        host, port, scheme = url.raw_host.decode("ascii"), url.port, url.scheme
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None:
+        return host + _DEFAULT_PORTS.get(scheme, "")
     return f"{host}:{port}"
 
 
@@ -154,6 +163,7 @@ class BreakerTransport(httpx.BaseTransport):
         self.breakers: BreakerRegistry[Any, CircuitBreaker] = _registry(
             breakers, CircuitBreaker, lambda _key: CircuitBreaker()
         )
+        self._entries = self.breakers._entries
         self.transport = httpx.HTTPTransport() if transport is None else transport
         self._key = _check_key(key)
         self._failure_statuses = _statuses(failure_statuses)
@@ -165,7 +175,12 @@ class BreakerTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         key = self._key(request)
-        breaker = self.breakers[key]
+        entry = self._entries.get(key)
+        if entry is not None:  # registry[key], without the method call
+            entry.touched = True
+            breaker = entry.breaker
+        else:
+            breaker = self.breakers[key]
         if not isinstance(breaker, CircuitBreaker):
             raise TypeError(
                 f"BreakerTransport needs a CircuitBreaker for {key!r}, got "
@@ -217,6 +232,7 @@ class AsyncBreakerTransport(httpx.AsyncBaseTransport):
         self.breakers: BreakerRegistry[Any, AsyncCircuitBreaker] = _registry(
             breakers, AsyncCircuitBreaker, lambda _key: AsyncCircuitBreaker()
         )
+        self._entries = self.breakers._entries
         self.transport = httpx.AsyncHTTPTransport() if transport is None else transport
         self._key = _check_key(key)
         self._failure_statuses = _statuses(failure_statuses)
@@ -228,7 +244,12 @@ class AsyncBreakerTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         key = self._key(request)
-        breaker = self.breakers[key]
+        entry = self._entries.get(key)
+        if entry is not None:  # registry[key], without the method call
+            entry.touched = True
+            breaker = entry.breaker
+        else:
+            breaker = self.breakers[key]
         if not isinstance(breaker, AsyncCircuitBreaker):
             raise TypeError(
                 f"AsyncBreakerTransport needs an AsyncCircuitBreaker for {key!r}, got "
