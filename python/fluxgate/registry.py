@@ -192,10 +192,17 @@ class BreakerRegistry(Generic[K, B]):
 
         Makes nothing and does not count as a use."""
         entry = self._entries.get(key)
+        if entry is None:
+            # A sweep moves entries (out and back in) under the lock.
+            with self._lock:
+                entry = self._entries.get(key)
         return None if entry is None else entry.breaker
 
     def __contains__(self, key: object) -> bool:
-        return key in self._entries
+        if key in self._entries:
+            return True
+        with self._lock:  # as in get_existing
+            return key in self._entries
 
     def __len__(self) -> int:
         return len(self._entries)
