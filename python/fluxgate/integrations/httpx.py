@@ -1,0 +1,277 @@
+"""httpx transports that put each request through the breaker of its host.
+
+``BreakerTransport`` (for ``httpx.Client``) and ``AsyncBreakerTransport``
+(for ``httpx.AsyncClient``) wrap any inner transport (default
+``httpx.HTTPTransport()`` / ``httpx.AsyncHTTPTransport()``). Each request
+goes through the breaker of its key, by default the URL's host and port
+(``"api.example.com:443"``), taken from a ``BreakerRegistry`` or made by a
+factory. A response whose status is a failure status (by default every 5xx
+and 429) counts as a failure as a transport error does, and is still
+returned to the caller. A request the breaker refuses raises
+``RequestNotPermitted``, which is both a ``CallNotPermittedError`` and an
+``httpx.TransportError``.
+
+Needs httpx: ``pip install httpx`` (the ``slack`` extra includes it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+try:
+    import httpx
+except ImportError as error:
+    raise ImportError(
+        "fluxgate.integrations.httpx requires httpx; install it with `pip install httpx` "
+        "(or `pip install fluxgate[slack]`)"
+    ) from error
+
+from fluxgate._async import AsyncCircuitBreaker
+from fluxgate._fluxgate import CircuitBreaker
+from fluxgate.errors import CallNotPermittedError
+from fluxgate.registry import BreakerRegistry
+
+__all__ = [
+    "DEFAULT_FAILURE_STATUSES",
+    "AsyncBreakerTransport",
+    "BreakerTransport",
+    "FailedResponse",
+    "RequestNotPermitted",
+    "host_key",
+]
+
+#: Every 5xx status and 429 (Too Many Requests): the upstream is failing or
+#: asks to be left alone.
+DEFAULT_FAILURE_STATUSES: frozenset[int] = frozenset(range(500, 600)) | {429}
+
+_DEFAULT_PORTS = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443", "ftp": ":21"}
+
+
+class FailedResponse(Exception):
+    """Raised inside the protected call for a response with a failure status,
+    so that the breaker's tracker sees it; the transport catches it and
+    returns ``response`` to the caller. A custom tracker sees this exception
+    for failure statuses and whatever the inner transport raises (usually an
+    ``httpx.TransportError``) for requests that got no response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+class RequestNotPermitted(CallNotPermittedError, httpx.TransportError):
+    """The breaker of the request's key refused it; nothing was sent.
+
+    A ``CallNotPermittedError`` (as every refusal of a breaker) and an
+    ``httpx.TransportError``, so that code written for httpx, which handles a
+    request that could not be sent with ``except httpx.TransportError`` (or
+    ``httpx.RequestError``), handles it too. ``request`` is the refused
+    request and ``key`` its breaker's key; the message is the breaker's,
+    followed by the key."""
+
+    def __init__(self, message: str, *, request: httpx.Request, key: Hashable) -> None:
+        httpx.TransportError.__init__(self, message, request=request)
+        self.key = key
+
+
+def host_key(request: httpx.Request) -> str:
+    """The default key: the request URL's host and port, as ``"host:port"``
+    (``"[::1]:8000"`` for an IPv6 address; an internationalised host in its
+    ASCII ``xn--`` form); the scheme's default port when the URL names none."""
+    url = request.url
+    # httpx's parsed URL, when this version of httpx has it, spares the
+    # properties' work; otherwise the same values from the public API.
+    try:
+        parts = url._uri_reference
+        host, port, scheme = parts.host, parts.port, parts.scheme
+    except AttributeError:  # pragma: no cover - other httpx versions
+        host, port, scheme = url.raw_host.decode("ascii"), url.port, url.scheme
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None:
+        return host + _DEFAULT_PORTS.get(scheme, "")
+    return f"{host}:{port}"
+
+
+def _statuses(failure_statuses: Iterable[int]) -> frozenset[int]:
+    if isinstance(failure_statuses, (str, bytes)) or not isinstance(failure_statuses, Iterable):
+        raise TypeError(
+            "failure_statuses must be an iterable of status codes, "
+            f"not {type(failure_statuses).__name__}"
+        )
+    statuses = frozenset(failure_statuses)
+    for status in statuses:
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise TypeError(
+                f"failure_statuses must hold ints, not {type(status).__name__} ({status!r})"
+            )
+    return statuses
+
+
+def _registry(breakers: Any, kind: type, default: Callable[[Any], Any]) -> BreakerRegistry[Any, Any]:
+    if breakers is None:
+        return BreakerRegistry(default)
+    if isinstance(breakers, BreakerRegistry):
+        return breakers
+    if callable(breakers):
+        return BreakerRegistry(breakers)
+    raise TypeError(
+        f"breakers must be a BreakerRegistry or a factory returning a {kind.__name__}, "
+        f"not {type(breakers).__name__}"
+    )
+
+
+def _check_key(key: Any) -> Callable[[httpx.Request], Hashable]:
+    if not callable(key):
+        raise TypeError(f"key must be a callable taking the request, not {type(key).__name__}")
+    return key  # type: ignore[no-any-return]
+
+
+class BreakerTransport(httpx.BaseTransport):
+    """A transport for ``httpx.Client`` guarding each key with a breaker.
+
+    ``breakers``: a ``BreakerRegistry`` of ``CircuitBreaker`` s, or a factory
+    ``key -> CircuitBreaker`` (put in a ``BreakerRegistry`` with its default
+    bound); default: a registry of ``CircuitBreaker()`` s. ``transport``: the
+    inner transport that sends the requests (default
+    ``httpx.HTTPTransport()``); closing this transport closes it. ``key``:
+    the request's key (default ``host_key``). ``failure_statuses``: the
+    response statuses counted as failures (default
+    ``DEFAULT_FAILURE_STATUSES``).
+
+    Each request runs as one protected call of its key's breaker: the inner
+    transport's exceptions and ``FailedResponse`` (for a failure status) are
+    what the breaker's tracker sees. A failed response is still returned; a
+    refused request raises ``RequestNotPermitted``. The duration recorded is
+    the time to the response's headers (the body is read by the caller,
+    after the call).
+    """
+
+    def __init__(
+        self,
+        breakers: BreakerRegistry[Any, CircuitBreaker] | Callable[[Any], CircuitBreaker] | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        key: Callable[[httpx.Request], Hashable] = host_key,
+        failure_statuses: Iterable[int] = DEFAULT_FAILURE_STATUSES,
+    ) -> None:
+        if transport is not None and not isinstance(transport, httpx.BaseTransport):
+            raise TypeError(
+                f"transport must be an httpx.BaseTransport, not {type(transport).__name__}"
+            )
+        self.breakers: BreakerRegistry[Any, CircuitBreaker] = _registry(
+            breakers, CircuitBreaker, lambda _key: CircuitBreaker()
+        )
+        self._entries = self.breakers._entries
+        self.transport = httpx.HTTPTransport() if transport is None else transport
+        self._key = _check_key(key)
+        self._failure_statuses = _statuses(failure_statuses)
+
+    @property
+    def failure_statuses(self) -> frozenset[int]:
+        """The response statuses counted as failures."""
+        return self._failure_statuses
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        key = self._key(request)
+        entry = self._entries.get(key)
+        if entry is not None:  # registry[key], without the method call
+            entry.touched = True
+            breaker = entry.breaker
+        else:
+            breaker = self.breakers[key]
+        if not isinstance(breaker, CircuitBreaker):
+            raise TypeError(
+                f"BreakerTransport needs a CircuitBreaker for {key!r}, got "
+                f"{type(breaker).__name__} (use AsyncBreakerTransport with AsyncCircuitBreaker)"
+            )
+        try:
+            return breaker.call(self._send, request)
+        except FailedResponse as failed:
+            return failed.response
+        except CallNotPermittedError as refused:
+            if isinstance(refused, RequestNotPermitted):
+                raise  # refused by a breaker of an inner transport
+            raise RequestNotPermitted(f"{refused}: {key}", request=request, key=key) from None
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        response = self.transport.handle_request(request)
+        if response.status_code in self._failure_statuses:
+            raise FailedResponse(response)
+        return response
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.breakers!r}, transport={self.transport!r})"
+
+
+class AsyncBreakerTransport(httpx.AsyncBaseTransport):
+    """A transport for ``httpx.AsyncClient`` guarding each key with an
+    ``AsyncCircuitBreaker``; otherwise as ``BreakerTransport`` (default inner
+    transport ``httpx.AsyncHTTPTransport()``, default breakers
+    ``AsyncCircuitBreaker()``). Cancelling a request cancels its protected
+    call, which is not recorded."""
+
+    def __init__(
+        self,
+        breakers: BreakerRegistry[Any, AsyncCircuitBreaker]
+        | Callable[[Any], AsyncCircuitBreaker]
+        | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        key: Callable[[httpx.Request], Hashable] = host_key,
+        failure_statuses: Iterable[int] = DEFAULT_FAILURE_STATUSES,
+    ) -> None:
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError(
+                f"transport must be an httpx.AsyncBaseTransport, not {type(transport).__name__}"
+            )
+        self.breakers: BreakerRegistry[Any, AsyncCircuitBreaker] = _registry(
+            breakers, AsyncCircuitBreaker, lambda _key: AsyncCircuitBreaker()
+        )
+        self._entries = self.breakers._entries
+        self.transport = httpx.AsyncHTTPTransport() if transport is None else transport
+        self._key = _check_key(key)
+        self._failure_statuses = _statuses(failure_statuses)
+
+    @property
+    def failure_statuses(self) -> frozenset[int]:
+        """The response statuses counted as failures."""
+        return self._failure_statuses
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = self._key(request)
+        entry = self._entries.get(key)
+        if entry is not None:  # registry[key], without the method call
+            entry.touched = True
+            breaker = entry.breaker
+        else:
+            breaker = self.breakers[key]
+        if not isinstance(breaker, AsyncCircuitBreaker):
+            raise TypeError(
+                f"AsyncBreakerTransport needs an AsyncCircuitBreaker for {key!r}, got "
+                f"{type(breaker).__name__} (use BreakerTransport with CircuitBreaker)"
+            )
+        try:
+            return await breaker.call(self._send, request)
+        except FailedResponse as failed:
+            return failed.response
+        except CallNotPermittedError as refused:
+            if isinstance(refused, RequestNotPermitted):
+                raise
+            raise RequestNotPermitted(f"{refused}: {key}", request=request, key=key) from None
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        response = await self.transport.handle_async_request(request)
+        if response.status_code in self._failure_statuses:
+            raise FailedResponse(response)
+        return response
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.breakers!r}, transport={self.transport!r})"

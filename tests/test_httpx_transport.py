@@ -1,0 +1,341 @@
+"""fluxgate.integrations.httpx: each request through the breaker of its host."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+
+from upstream import Upstream, running_upstream  # noqa: E402
+
+from fluxgate import AsyncCircuitBreaker, BreakerRegistry, CallNotPermittedError, CircuitBreaker  # noqa: E402
+from fluxgate.integrations.httpx import (  # noqa: E402
+    DEFAULT_FAILURE_STATUSES,
+    AsyncBreakerTransport,
+    BreakerTransport,
+    FailedResponse,
+    RequestNotPermitted,
+    host_key,
+)
+from fluxgate.retries import Never  # noqa: E402
+from fluxgate.trackers import TypeOf  # noqa: E402
+from fluxgate.trippers import FailureRate, FailureStreak, MinRequests  # noqa: E402
+
+
+def opens_after_three(_key: object = None) -> CircuitBreaker:
+    return CircuitBreaker(tripper=MinRequests(3) & FailureRate(0.5), retry=Never())
+
+
+def async_opens_after_three(_key: object = None) -> AsyncCircuitBreaker:
+    return AsyncCircuitBreaker(tripper=MinRequests(3) & FailureRate(0.5), retry=Never())
+
+
+@pytest.fixture(autouse=True)
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture
+def failing() -> Iterator[Upstream]:
+    with running_upstream(503) as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def healthy() -> Iterator[Upstream]:
+    with running_upstream(200) as upstream:
+        yield upstream
+
+
+def key_of(upstream: Upstream) -> str:
+    return upstream.url.removeprefix("http://")
+
+
+# ---- two hosts, one failing ------------------------------------------------------
+
+
+def test_the_failing_hosts_breaker_opens_and_the_healthy_one_keeps_serving(
+    failing: Upstream, healthy: Upstream
+) -> None:
+    transport = BreakerTransport(BreakerRegistry(opens_after_three))
+    with httpx.Client(transport=transport) as client:
+        for _ in range(3):
+            response = client.get(failing.url + "/orders")
+            assert response.status_code == 503  # a failed response still reaches the caller
+            assert response.text == "status 503\n"
+        for _ in range(3):
+            with pytest.raises(RequestNotPermitted) as refused:
+                client.get(failing.url + "/orders")
+            assert isinstance(refused.value, CallNotPermittedError)
+            assert isinstance(refused.value, httpx.TransportError)
+            assert str(refused.value) == f"Circuit breaker is open: {key_of(failing)}"
+            assert refused.value.key == key_of(failing)
+            assert refused.value.request.url == failing.url + "/orders"
+        for _ in range(10):
+            assert client.get(healthy.url + "/orders").status_code == 200
+
+    assert failing.requests == 3  # the refused requests were never sent
+    assert healthy.requests == 10
+    states = {key: breaker.info().state for key, breaker in transport.breakers.items()}
+    assert states == {key_of(failing): "open", key_of(healthy): "closed"}
+
+
+@pytest.mark.asyncio
+async def test_async_the_failing_hosts_breaker_opens_and_the_healthy_one_keeps_serving(
+    failing: Upstream, healthy: Upstream
+) -> None:
+    transport = AsyncBreakerTransport(async_opens_after_three)
+    async with httpx.AsyncClient(transport=transport) as client:
+        for _ in range(3):
+            assert (await client.get(failing.url)).status_code == 503
+        with pytest.raises(RequestNotPermitted, match="Circuit breaker is open"):
+            await client.get(failing.url)
+        for _ in range(5):
+            assert (await client.get(healthy.url)).status_code == 200
+    assert (failing.requests, healthy.requests) == (3, 5)
+    assert transport.breakers[key_of(failing)].info().state == "open"
+    assert transport.breakers[key_of(healthy)].info().state == "closed"
+
+
+def _refused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens there any more
+
+
+def test_transport_errors_count_as_failures() -> None:
+    url = f"http://127.0.0.1:{_refused_port()}/"
+    transport = BreakerTransport(opens_after_three)
+    with httpx.Client(transport=transport) as client:
+        for _ in range(3):
+            with pytest.raises(httpx.ConnectError):
+                client.get(url)
+        with pytest.raises(RequestNotPermitted):
+            client.get(url)
+
+
+@pytest.mark.asyncio
+async def test_async_transport_errors_count_as_failures() -> None:
+    url = f"http://127.0.0.1:{_refused_port()}/"
+    transport = AsyncBreakerTransport(async_opens_after_three)
+    async with httpx.AsyncClient(transport=transport) as client:
+        for _ in range(3):
+            with pytest.raises(httpx.ConnectError):
+                await client.get(url)
+        with pytest.raises(RequestNotPermitted):
+            await client.get(url)
+
+
+# ---- what counts as a failure --------------------------------------------------------
+
+
+def _mock(statuses: list[int]) -> httpx.MockTransport:
+    answers = iter(statuses)
+    return httpx.MockTransport(lambda request: httpx.Response(next(answers), text="body"))
+
+
+def test_5xx_and_429_are_failures_by_default_and_4xx_are_not() -> None:
+    assert DEFAULT_FAILURE_STATUSES == frozenset([*range(500, 600), 429])
+    transport = BreakerTransport(
+        lambda key: CircuitBreaker(tripper=FailureStreak(1), retry=Never()),
+        transport=_mock([404, 400, 200, 429]),
+    )
+    with httpx.Client(transport=transport) as client:
+        for status in (404, 400, 200):
+            assert client.get("http://api.test/").status_code == status
+        assert transport.breakers["api.test:80"].info().state == "closed"
+        assert transport.breakers["api.test:80"].info().metrics.failure_count == 0
+        assert client.get("http://api.test/").status_code == 429
+        assert transport.breakers["api.test:80"].info().state == "open"
+
+
+def test_failure_statuses_are_configurable() -> None:
+    transport = BreakerTransport(
+        lambda key: CircuitBreaker(tripper=FailureStreak(1), retry=Never()),
+        transport=_mock([503, 404]),
+        failure_statuses=[404],
+    )
+    assert transport.failure_statuses == frozenset([404])
+    with httpx.Client(transport=transport) as client:
+        assert client.get("http://api.test/").status_code == 503
+        assert transport.breakers["api.test:80"].info().state == "closed"
+        assert client.get("http://api.test/").status_code == 404
+        assert transport.breakers["api.test:80"].info().state == "open"
+
+
+def test_a_custom_tracker_sees_failed_responses_and_transport_errors() -> None:
+    seen: list[BaseException] = []
+
+    def tracker(error: BaseException) -> bool:
+        seen.append(error)
+        return isinstance(error, httpx.TransportError)  # statuses do not count here
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/down":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(502)
+
+    transport = BreakerTransport(
+        lambda key: CircuitBreaker(tracker=tracker, tripper=FailureStreak(1), retry=Never()),
+        transport=httpx.MockTransport(handler),
+    )
+    with httpx.Client(transport=transport) as client:
+        response = client.get("http://api.test/")
+        assert response.status_code == 502
+        assert isinstance(seen[0], FailedResponse) and seen[0].response is response
+        assert str(seen[0]) == "HTTP 502"
+        assert transport.breakers["api.test:80"].info().state == "closed"
+        with pytest.raises(httpx.ConnectError):
+            client.get("http://api.test/down")
+        assert isinstance(seen[1], httpx.ConnectError)
+        assert transport.breakers["api.test:80"].info().state == "open"
+
+    typed = BreakerTransport(
+        lambda key: CircuitBreaker(tracker=TypeOf(FailedResponse), tripper=FailureStreak(1)),
+        transport=_mock([500]),
+    )
+    with httpx.Client(transport=typed) as client:
+        client.get("http://api.test/")
+        assert typed.breakers["api.test:80"].info().state == "open"
+
+
+# ---- keys and breakers ------------------------------------------------------------------
+
+
+def test_the_default_key_is_host_and_port() -> None:
+    def key(url: str) -> str:
+        return host_key(httpx.Request("GET", url))
+
+    assert key("https://api.example.com/x?y=1") == "api.example.com:443"
+    assert key("http://api.example.com/") == "api.example.com:80"
+    assert key("http://API.example.com:8080/") == "api.example.com:8080"
+    assert key("http://[::1]:8000/") == "[::1]:8000"
+    assert key("http://xn--fiqs8s.icom.museum/") == "xn--fiqs8s.icom.museum:80"
+    assert key("http://中国.icom.museum/") == "xn--fiqs8s.icom.museum:80"
+
+
+def test_a_custom_key_gives_one_breaker_per_tenant() -> None:
+    transport = BreakerTransport(
+        lambda key: CircuitBreaker(tripper=FailureStreak(1), retry=Never()),
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(500 if request.headers["X-Tenant"] == "a" else 200)
+        ),
+        key=lambda request: request.headers["X-Tenant"],
+    )
+    with httpx.Client(transport=transport) as client:
+        client.get("http://api.test/", headers={"X-Tenant": "a"})
+        with pytest.raises(RequestNotPermitted) as refused:
+            client.get("http://api.test/", headers={"X-Tenant": "a"})
+        assert refused.value.key == "a"
+        assert client.get("http://api.test/", headers={"X-Tenant": "b"}).status_code == 200
+    assert sorted(key for key, _ in transport.breakers.items()) == ["a", "b"]
+
+
+def test_breakers_come_from_a_registry_a_factory_or_the_default() -> None:
+    registry = BreakerRegistry(opens_after_three, max_breakers=5)
+    assert BreakerTransport(registry, transport=_mock([])).breakers is registry
+    made = BreakerTransport(opens_after_three, transport=_mock([])).breakers
+    assert isinstance(made, BreakerRegistry)
+    default = BreakerTransport(transport=_mock([200]))
+    with httpx.Client(transport=default) as client:
+        client.get("http://api.test/")
+    assert isinstance(default.breakers["api.test:80"], CircuitBreaker)
+    async_default = AsyncBreakerTransport(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    assert isinstance(async_default.breakers["x"], AsyncCircuitBreaker)
+
+
+def test_a_breaker_of_the_wrong_kind_is_a_type_error() -> None:
+    transport = BreakerTransport(lambda key: AsyncCircuitBreaker(), transport=_mock([200]))
+    with httpx.Client(transport=transport) as client:
+        with pytest.raises(TypeError, match="use AsyncBreakerTransport"):
+            client.get("http://api.test/")
+
+
+@pytest.mark.asyncio
+async def test_async_a_breaker_of_the_wrong_kind_is_a_type_error() -> None:
+    transport = AsyncBreakerTransport(
+        lambda key: CircuitBreaker(), transport=httpx.MockTransport(lambda r: httpx.Response(200))
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(TypeError, match="use BreakerTransport"):
+            await client.get("http://api.test/")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"breakers": 42}, "breakers must be a BreakerRegistry or a factory"),
+        ({"transport": object()}, "transport must be an httpx.BaseTransport"),
+        ({"key": "host"}, "key must be a callable"),
+        ({"failure_statuses": 500}, "failure_statuses must be an iterable"),
+        ({"failure_statuses": ["500"]}, "failure_statuses must hold ints"),
+    ],
+)
+def test_bad_arguments_are_named(arguments: dict[str, object], message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        BreakerTransport(**arguments)  # type: ignore[arg-type]
+
+
+def test_closing_the_transport_closes_the_inner_one() -> None:
+    closed: list[str] = []
+
+    class Inner(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200)
+
+        def close(self) -> None:
+            closed.append("inner")
+
+    with httpx.Client(transport=BreakerTransport(transport=Inner())) as client:
+        client.get("http://api.test/")
+    assert closed == ["inner"]
+
+
+@pytest.mark.asyncio
+async def test_async_closing_the_transport_closes_the_inner_one() -> None:
+    closed: list[str] = []
+
+    class Inner(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200)
+
+        async def aclose(self) -> None:
+            closed.append("inner")
+
+    async with httpx.AsyncClient(transport=AsyncBreakerTransport(transport=Inner())) as client:
+        await client.get("http://api.test/")
+    assert closed == ["inner"]
+
+
+def test_importing_fluxgate_imports_no_integration() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import fluxgate
+        fluxgate.BreakerRegistry
+        print(sorted({"httpx", "opentelemetry", "fluxgate.integrations",
+                      "fluxgate.integrations.httpx", "fluxgate.listeners.otel"} & set(sys.modules)))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_import_without_httpx_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    monkeypatch.delitem(sys.modules, "fluxgate.integrations.httpx")
+    with pytest.raises(ImportError, match=r"pip install httpx"):
+        importlib.import_module("fluxgate.integrations.httpx")
