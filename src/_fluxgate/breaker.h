@@ -24,11 +24,9 @@ typedef struct {
     PyObject *retry;
     PyObject *permit;
     PyObject *listeners; /* tuple */
-    double *slow_thresholds; /* distinct SlowRate thresholds of the tripper */
+    double *slow_thresholds; /* distinct SlowRate thresholds of the tripper,
+                              * ascending */
     Py_ssize_t n_slow_thresholds;
-    char native_window;  /* record into the window's C buffers */
-    char timed_window;   /* the window places records by wall time */
-    char native_tripper; /* evaluate the tripper inside the critical section */
     char async_mode;     /* signals are taken by the asyncio surface */
 
     /* State, changed only inside the breaker's critical section. Every
@@ -50,7 +48,9 @@ typedef struct {
      * section. This lock keeps a record from landing between a transition
      * and the reset that follows it: a recording thread holds it from the
      * period check to the end of record(), a transition from before the
-     * state change to the end of reset(). NULL for a built-in window. It is
+     * state change to the end of reset(). Every breaker has one, as whether
+     * the window is a Python one is decided at each operation (a built-in
+     * window class may be patched at any time). It is
      * re-entrant (a window method may command its breaker) and made anew in
      * a child forked while a thread of the parent held it. */
     PyThread_type_lock window_lock;

@@ -611,34 +611,13 @@ window_state(PyObject *self)
 
 /* ---- the entry points of components.h ---------------------------------------*/
 
-/* The built-in `window` is an instance of, or NULL. */
-static PyTypeObject *
-builtin_type(FgState *st, PyObject *window)
-{
-    PyTypeObject *types[] = {(PyTypeObject *)st->CountWindow_Type,
-                             (PyTypeObject *)st->TimeWindow_Type};
-    for (int i = 0; i < 2; i++) {
-        if (PyObject_TypeCheck(window, types[i])) {
-            return types[i];
-        }
-    }
-    return NULL;
-}
-
+/* The window family's kinds are in WindowKind's order. */
 int
-fg_window_is_native(FgState *st, PyObject *window)
+fg_window_native_kind(FgState *st, PyObject *window)
 {
-    PyTypeObject *builtin = builtin_type(st, window);
-    PyTypeObject *type = Py_TYPE(window);
-    return builtin != NULL && fg_inherits_method(type, builtin, st->s_record)
-           && fg_inherits_method(type, builtin, st->s_get_metric)
-           && fg_inherits_method(type, builtin, st->s_reset);
-}
-
-int
-fg_window_needs_timestamp(FgState *st, PyObject *window)
-{
-    return PyObject_TypeCheck(window, (PyTypeObject *)st->TimeWindow_Type);
+    int kind = fg_native_kind(st, FG_FAMILY_WINDOW, window);
+    return kind == FG_PYTHON ? FG_WINDOW_PYTHON
+           : kind == TIME_WINDOW ? FG_WINDOW_TIMED : FG_WINDOW_NATIVE;
 }
 
 int
@@ -1423,8 +1402,7 @@ static PyGetSetDef window_getset[] = {
 };
 
 #define WINDOW_FLAGS                                                          \
-    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE       \
-     | Py_TPFLAGS_HAVE_GC)
+    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC)
 
 PyDoc_STRVAR(count_window_doc,
 "CountWindow(size)\n"
