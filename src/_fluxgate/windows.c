@@ -1047,6 +1047,21 @@ state_double(PyObject *obj, const char *name, const char *what, double *out)
     return -1;
 }
 
+/* A duration of a state: a real number, neither NaN nor negative. */
+static int
+state_duration(PyObject *obj, const char *name, const char *what, double *out)
+{
+    if (state_double(obj, name, what, out) < 0) {
+        return -1;
+    }
+    if (isnan(*out) || *out < 0) {
+        PyErr_Format(PyExc_ValueError, "%s state: %s must not be NaN or negative",
+                     name, what);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 state_int64(PyObject *obj, const char *name, const char *what, int64_t *out)
 {
@@ -1084,7 +1099,8 @@ count_restore(CountWindow *w, PyObject *records)
         }
         double duration, slow_at[MAX_THRESHOLDS];
         PyObject *slow_items = NULL;
-        rc = state_double(PyTuple_GET_ITEM(record, 1), name, "record duration", &duration);
+        rc = state_duration(PyTuple_GET_ITEM(record, 1), name, "record duration",
+                            &duration);
         if (rc == 0) {
             slow_items = state_items(PyTuple_GET_ITEM(record, 2), name, "record slow_at");
             rc = slow_items ? 0 : -1;
@@ -1204,7 +1220,7 @@ time_restore(TimeWindow *w, PyObject *buckets)
             || state_int64(PyTuple_GET_ITEM(item, 1), name, "bucket count", &count) < 0
             || state_int64(PyTuple_GET_ITEM(item, 2), name, "bucket failures",
                            &failures) < 0
-            || state_double(PyTuple_GET_ITEM(item, 3), name, "bucket duration",
+            || state_duration(PyTuple_GET_ITEM(item, 3), name, "bucket duration",
                             &duration) < 0) {
             rc = -1;
             break;
@@ -1336,7 +1352,7 @@ window_setstate(PyObject *self, PyObject *state)
     PyTypeObject *type = (PyTypeObject *)(w->kind == COUNT_WINDOW ? st->CountWindow_Type
                                                                    : st->TimeWindow_Type);
     Window *scratch = NULL;
-    int rc = state_double(PyTuple_GET_ITEM(state, 1), name, "total_duration",
+    int rc = state_duration(PyTuple_GET_ITEM(state, 1), name, "total_duration",
                           &total_duration);
     if (rc == 0) {
         scratch = (Window *)window_new(type, w->kind);
