@@ -44,3 +44,54 @@ def test_time_window_state_with_a_bad_duration_is_a_value_error(state: tuple) ->
     with pytest.raises(ValueError, match="duration"):
         window.__setstate__(state)
     assert window.get_metric().total_count == 0
+
+
+def many_slow_rates(count: int) -> object:
+    from functools import reduce
+
+    from fluxgate.trippers import MinRequests, SlowRate
+
+    leaves = [SlowRate(1.0, threshold=float(i + 1)) for i in range(count)]
+    return MinRequests(10**6) & reduce(lambda a, b: a | b, leaves)
+
+
+@pytest.mark.parametrize("window_type", [CountWindow, TimeWindow])
+def test_a_breaker_with_hundreds_of_slow_thresholds_keeps_every_result(
+    window_type: type[CountWindow],
+) -> None:
+    from freezegun import freeze_time
+
+    from fluxgate import CircuitBreaker
+
+    cb = CircuitBreaker(window=window_type(1000), tripper=many_slow_rates(200))
+
+    def slow(seconds: float) -> str:
+        frozen.tick(seconds)
+        return f"took {seconds}"
+
+    with freeze_time("2024-01-01") as frozen:
+        assert cb.call(slow, 150.5) == "took 150.5"
+        assert cb.call(slow, 300.0) == "took 300.0"
+        assert cb.call(slow, 0.5) == "took 0.5"
+    slow_counts = cb.info().metrics.slow_counts
+    assert len(slow_counts) == 200
+    assert list(slow_counts) == [float(i) for i in range(1, 201)]
+    assert slow_counts[1.0] == 2 and slow_counts[150.0] == 2 and slow_counts[151.0] == 1
+
+
+def test_two_breakers_sharing_a_window_bring_their_thresholds_together() -> None:
+    from freezegun import freeze_time
+
+    from fluxgate import CircuitBreaker
+    from fluxgate.trippers import MinRequests, SlowRate
+
+    window = CountWindow(20)
+    shifted = MinRequests(10**6) & SlowRate(1.0, threshold=1000.0)
+    for i in range(60):
+        shifted = shifted | SlowRate(1.0, threshold=1000.0 + i)
+    first = CircuitBreaker(window=window, tripper=many_slow_rates(60))
+    second = CircuitBreaker(window=window, tripper=shifted)
+    with freeze_time("2024-01-01") as frozen:
+        first.call(frozen.tick, 2000.0)
+        second.call(frozen.tick, 2000.0)
+    assert len(window.get_metric().slow_counts) == 120

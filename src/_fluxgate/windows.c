@@ -5,9 +5,8 @@
  * so that reading the metric never walks the records. Every update removes
  * the leaving contribution before adding the new record, in the order of
  * Metric arithmetic, so the totals match 0.9.4's `(total - old) + new` bit for
- * bit. An update is planned first (it may fail: too many thresholds, no
- * memory) and then applied, which cannot fail: an error leaves the window as
- * it was.
+ * bit. An update is planned first (it may fail: a NaN threshold, no memory)
+ * and then applied, which cannot fail: an error leaves the window as it was.
  *
  * The same functions serve the Python methods (which lock the window) and
  * the breaker's entry points in components.h (which run under the breaker's
@@ -18,13 +17,34 @@
 #include <math.h>
 #include <string.h>
 
-/* Distinct thresholds a window can hold at once: a CountWindow slot keeps a
- * bit per table entry next to its failure bit, in one byte (7 entries) until
- * more are live, then in 64 bits. */
-#define MAX_THRESHOLDS 63
+/* A CountWindow slot keeps a bit per table entry next to its failure bit:
+ * in one byte while entries 0-6 are all it needs, then in as many 64-bit
+ * words as the table's capacity asks. There is no limit on the number of
+ * distinct thresholds; the table and the slots grow as thresholds appear,
+ * and recording into a grown window allocates nothing. */
 #define NARROW_THRESHOLDS 7
 /* Slots a CountWindow allocates up front; larger windows grow as they fill. */
 #define INITIAL_SLOTS 1024
+
+/* ---- bit sets ----------------------------------------------------------------*/
+
+static inline int
+words_for(int bits)
+{
+    return (bits + 63) / 64;
+}
+
+static inline int
+bit_get(const uint64_t *set, int i)
+{
+    return (int)(set[i >> 6] >> (i & 63) & 1);
+}
+
+static inline void
+bit_set(uint64_t *set, int i)
+{
+    set[i >> 6] |= (uint64_t)1 << (i & 63);
+}
 
 /* ---- the threshold table ----------------------------------------------------*/
 
@@ -34,30 +54,31 @@ typedef struct {
     uint64_t since; /* when the entry became live: the Metric's key order */
 } SlowEntry;
 
+/* The live thresholds, and the scratch space planning one record needs,
+ * sized with the table so that recording allocates nothing: sets of
+ * entries (words_for(capacity) words each) that the leaving contribution
+ * frees, that the new record counts in again, and that it is counted in;
+ * and the thresholds that need a new entry. */
 typedef struct {
     SlowEntry *entries;
     int capacity;
     int len; /* entries past this one are all free */
     int live;
     uint64_t clock;
+    uint64_t *freed;
+    uint64_t *kept;
+    uint64_t *counted;
+    double *fresh;
+    Py_ssize_t fresh_capacity;
+    int n_fresh;
 } SlowTable;
 
-/* The thresholds of one new record: entries already live that it counts in
- * again, and the distinct thresholds that need an entry. */
-typedef struct {
-    uint64_t kept;
-    double fresh[MAX_THRESHOLDS];
-    int n_fresh;
-} SlowPlan;
-
-static int
-bit_count(uint64_t mask)
+static void
+words_clear(uint64_t *set, int capacity)
 {
-    int n = 0;
-    for (; mask != 0; mask &= mask - 1) {
-        n++;
+    if (capacity > 0) {
+        memset(set, 0, (size_t)words_for(capacity) * sizeof(uint64_t));
     }
-    return n;
 }
 
 static int
@@ -71,16 +92,39 @@ table_find(const SlowTable *t, double threshold)
     return -1;
 }
 
-/* Plans a record's thresholds, given the entries the leaving contribution
- * will free. Returns how many entries will then be live, or -1 with
- * ValueError. */
+/* Room in the scratch space for a record of `n` thresholds. */
 static int
-table_plan(const SlowTable *t, uint64_t freed, const double *slow_at,
-           Py_ssize_t n, SlowPlan *plan)
+table_reserve_fresh(SlowTable *t, Py_ssize_t n)
 {
-    int live = t->live - bit_count(freed);
-    plan->kept = 0;
-    plan->n_fresh = 0;
+    if (n <= t->fresh_capacity) {
+        return 0;
+    }
+    double *fresh = PyMem_Realloc(t->fresh, (size_t)n * sizeof(double));
+    if (fresh == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->fresh = fresh;
+    t->fresh_capacity = n;
+    return 0;
+}
+
+/* Plans a record's thresholds, given the entries the leaving contribution
+ * will free (t->freed): the entries it counts in again go to t->kept, the
+ * distinct thresholds that need an entry to t->fresh. Returns how many
+ * entries will then be live, or -1 with ValueError. */
+static int
+table_plan(SlowTable *t, const double *slow_at, Py_ssize_t n)
+{
+    int live = t->live;
+    for (int e = 0; e < t->len; e++) {
+        live -= bit_get(t->freed, e);
+    }
+    if (table_reserve_fresh(t, n) < 0) {
+        return -1;
+    }
+    words_clear(t->kept, t->capacity);
+    t->n_fresh = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         double threshold = slow_at[i];
         if (isnan(threshold)) {
@@ -89,31 +133,27 @@ table_plan(const SlowTable *t, uint64_t freed, const double *slow_at,
             return -1;
         }
         int e = table_find(t, threshold);
-        if (e >= 0 && !(freed >> e & 1)) {
-            plan->kept |= (uint64_t)1 << e;
+        if (e >= 0 && !bit_get(t->freed, e)) {
+            bit_set(t->kept, e);
             continue;
         }
         int seen = 0;
-        for (int j = 0; j < plan->n_fresh && !seen; j++) {
-            seen = plan->fresh[j] == threshold;
+        for (int j = 0; j < t->n_fresh && !seen; j++) {
+            seen = t->fresh[j] == threshold;
         }
-        if (seen) {
-            continue;
+        if (!seen) {
+            t->fresh[t->n_fresh++] = threshold;
         }
-        if (live + plan->n_fresh == MAX_THRESHOLDS) {
-            PyErr_Format(PyExc_ValueError,
-                         "a window can hold at most %d distinct slow "
-                         "thresholds at once",
-                         MAX_THRESHOLDS);
-            return -1;
-        }
-        plan->fresh[plan->n_fresh++] = threshold;
     }
-    return live + plan->n_fresh;
+    if (t->n_fresh > INT_MAX / 2 - live) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return live + t->n_fresh;
 }
 
 /* The capacity the table needs for `needed` live entries (entries are taken
- * lowest index first, so every live index is below the live count). */
+ * lowest index first, so every live index is below the most ever live). */
 static int
 table_capacity_for(const SlowTable *t, int needed)
 {
@@ -124,16 +164,43 @@ table_capacity_for(const SlowTable *t, int needed)
     while (capacity < needed) {
         capacity *= 2;
     }
-    return capacity < MAX_THRESHOLDS ? capacity : MAX_THRESHOLDS;
+    return capacity;
 }
 
+/* Grows one entry set to `words` words, the new ones empty. */
+static int
+words_grow(uint64_t **set, int old_words, int words)
+{
+    uint64_t *grown = PyMem_Realloc(*set, (size_t)words * sizeof(uint64_t));
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(grown + old_words, 0, (size_t)(words - old_words) * sizeof(uint64_t));
+    *set = grown;
+    return 0;
+}
+
+/* Grows the table and its scratch sets, keeping their contents. */
 static int
 table_resize(SlowTable *t, int capacity)
 {
-    if (capacity == t->capacity) {
+    if (capacity <= t->capacity) {
         return 0;
     }
-    SlowEntry *entries = PyMem_Realloc(t->entries, capacity * sizeof(SlowEntry));
+    if ((size_t)capacity > PY_SSIZE_T_MAX / sizeof(SlowEntry)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int old_words = t->capacity ? words_for(t->capacity) : 0;
+    int words = words_for(capacity);
+    if (words > old_words
+        && (words_grow(&t->freed, old_words, words) < 0
+            || words_grow(&t->kept, old_words, words) < 0
+            || words_grow(&t->counted, old_words, words) < 0)) {
+        return -1;
+    }
+    SlowEntry *entries = PyMem_Realloc(t->entries, (size_t)capacity * sizeof(SlowEntry));
     if (entries == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -141,6 +208,17 @@ table_resize(SlowTable *t, int capacity)
     t->entries = entries;
     t->capacity = capacity;
     return 0;
+}
+
+static void
+table_free(SlowTable *t)
+{
+    PyMem_Free(t->entries);
+    PyMem_Free(t->freed);
+    PyMem_Free(t->kept);
+    PyMem_Free(t->counted);
+    PyMem_Free(t->fresh);
+    *t = (SlowTable){0};
 }
 
 static void
@@ -155,15 +233,19 @@ table_remove(SlowTable *t, int e, int64_t count)
     }
 }
 
-/* Applies a plan: one more for each threshold. Returns the entries counted. */
-static uint64_t
-table_apply(SlowTable *t, const SlowPlan *plan)
+/* Applies the plan: one more for each threshold. The entries counted are
+ * left in t->counted. */
+static void
+table_apply(SlowTable *t)
 {
-    uint64_t counted = plan->kept;
+    words_clear(t->counted, t->capacity);
     for (int e = 0; e < t->len; e++) {
-        t->entries[e].count += (int64_t)(plan->kept >> e & 1);
+        if (bit_get(t->kept, e)) {
+            t->entries[e].count++;
+            bit_set(t->counted, e);
+        }
     }
-    for (int i = 0; i < plan->n_fresh; i++) {
+    for (int i = 0; i < t->n_fresh; i++) {
         int e = 0;
         while (e < t->len && t->entries[e].count != 0) {
             e++;
@@ -171,11 +253,10 @@ table_apply(SlowTable *t, const SlowPlan *plan)
         if (e == t->len) {
             t->len++;
         }
-        t->entries[e] = (SlowEntry){plan->fresh[i], 1, ++t->clock};
+        t->entries[e] = (SlowEntry){t->fresh[i], 1, ++t->clock};
         t->live++;
-        counted |= (uint64_t)1 << e;
+        bit_set(t->counted, e);
     }
-    return counted;
 }
 
 static void
@@ -190,7 +271,11 @@ table_clear(SlowTable *t)
 static PyObject *
 table_dict(const SlowTable *t)
 {
-    int order[MAX_THRESHOLDS], n = 0;
+    int *order = PyMem_New(int, t->len > 0 ? t->len : 1);
+    if (order == NULL) {
+        return PyErr_NoMemory();
+    }
+    int n = 0;
     for (int e = 0; e < t->len; e++) {
         if (t->entries[e].count == 0) {
             continue;
@@ -212,6 +297,7 @@ table_dict(const SlowTable *t)
         Py_XDECREF(key);
         Py_XDECREF(value);
     }
+    PyMem_Free(order);
     return dict;
 }
 
@@ -230,13 +316,14 @@ typedef struct {
 } Window;
 
 /* The last `size` records in a ring of slots: a duration, and flags with the
- * failure in bit 0 and table entry e in bit e + 1. Until the window is full
- * the records fill slots 0, 1, ...; then `head` is the oldest. */
+ * failure in bit 0 and table entry e in bit e + 1, in one byte per slot or,
+ * once `words` > 0, in that many 64-bit words per slot. Until the window is
+ * full the records fill slots 0, 1, ...; then `head` is the oldest. */
 typedef struct {
     Window base;
     double *durations;
-    void *flags; /* uint8_t per slot, or uint64_t once `wide` */
-    int wide;
+    void *flags;
+    int words;
     Py_ssize_t capacity;
     Py_ssize_t head;
 } CountWindow;
@@ -262,37 +349,86 @@ typedef struct {
 
 /* ---- CountWindow ------------------------------------------------------------*/
 
-static uint64_t
-slot_flags(const CountWindow *w, Py_ssize_t slot)
+static int
+slot_bit(const CountWindow *w, Py_ssize_t slot, int bit)
 {
-    return w->wide ? ((uint64_t *)w->flags)[slot] : ((uint8_t *)w->flags)[slot];
+    if (w->words == 0) {
+        return ((uint8_t *)w->flags)[slot] >> bit & 1;
+    }
+    return bit_get((uint64_t *)w->flags + slot * w->words, bit);
 }
 
-static void
-set_slot_flags(CountWindow *w, Py_ssize_t slot, uint64_t flags)
+/* Whether the record in `slot` failed, and whether it counts in entry e. */
+static int
+slot_failed(const CountWindow *w, Py_ssize_t slot)
 {
-    if (w->wide) {
-        ((uint64_t *)w->flags)[slot] = flags;
-    }
-    else {
-        ((uint8_t *)w->flags)[slot] = (uint8_t)flags;
-    }
+    return slot_bit(w, slot, 0);
 }
 
 static int
-count_widen(CountWindow *w)
+slot_counts(const CountWindow *w, Py_ssize_t slot, int e)
 {
-    uint64_t *flags = PyMem_New(uint64_t, w->capacity);
+    return slot_bit(w, slot, e + 1);
+}
+
+/* Stores a record's flags: its failure and the entries of `counted`. */
+static void
+set_slot(CountWindow *w, Py_ssize_t slot, int failed, const uint64_t *counted,
+         int len)
+{
+    if (w->words == 0) {
+        uint8_t flags = (uint8_t)failed;
+        for (int e = 0; e < len; e++) {
+            flags |= (uint8_t)(bit_get(counted, e) << (e + 1));
+        }
+        ((uint8_t *)w->flags)[slot] = flags;
+        return;
+    }
+    uint64_t *words = (uint64_t *)w->flags + slot * w->words;
+    memset(words, 0, (size_t)w->words * sizeof(uint64_t));
+    words[0] = (uint64_t)failed;
+    for (int e = 0; e < len; e++) {
+        if (bit_get(counted, e)) {
+            bit_set(words, e + 1);
+        }
+    }
+}
+
+/* Gives every slot room for the bits of the table's `capacity` entries,
+ * once `needed` live entries no longer fit in a byte (a new entry takes the
+ * lowest free index, so every index stays below the most entries ever
+ * live). */
+static int
+count_widen(CountWindow *w, int needed, int capacity)
+{
+    int words = words_for(capacity + 1);
+    if (needed <= NARROW_THRESHOLDS && w->words == 0) {
+        return 0;
+    }
+    if (words <= w->words) {
+        return 0;
+    }
+    if ((size_t)w->capacity > PY_SSIZE_T_MAX / ((size_t)words * sizeof(uint64_t))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    uint64_t *flags = PyMem_Calloc((size_t)w->capacity * words, sizeof(uint64_t));
     if (flags == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     for (Py_ssize_t i = 0; i < w->capacity; i++) {
-        flags[i] = ((uint8_t *)w->flags)[i];
+        if (w->words == 0) {
+            flags[i * words] = ((uint8_t *)w->flags)[i];
+        }
+        else {
+            memcpy(flags + i * words, (uint64_t *)w->flags + i * w->words,
+                   (size_t)w->words * sizeof(uint64_t));
+        }
     }
     PyMem_Free(w->flags);
     w->flags = flags;
-    w->wide = 1;
+    w->words = words;
     return 0;
 }
 
@@ -304,18 +440,19 @@ count_grow(CountWindow *w)
     if (capacity > w->base.size) {
         capacity = w->base.size;
     }
-    if (capacity > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double)) {
+    size_t width = w->words ? (size_t)w->words * sizeof(uint64_t) : sizeof(uint8_t);
+    if (capacity > (int64_t)(PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double))
+        || (size_t)capacity > PY_SSIZE_T_MAX / width) {
         PyErr_NoMemory();
         return -1;
     }
-    size_t width = w->wide ? sizeof(uint64_t) : sizeof(uint8_t);
     double *durations = PyMem_Realloc(w->durations, capacity * sizeof(double));
     if (durations == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     w->durations = durations;
-    void *flags = PyMem_Realloc(w->flags, capacity * width);
+    void *flags = PyMem_Realloc(w->flags, (size_t)capacity * width);
     if (flags == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -332,18 +469,20 @@ count_add(CountWindow *w, int success, double duration, const double *slow_at,
     Window *b = &w->base;
     SlowTable *t = &b->slow;
     int full = b->totals.total_count == b->size;
-    uint64_t leaving = full ? slot_flags(w, w->head) >> 1 : 0;
-    uint64_t freed = 0;
-    for (int e = 0; e < t->len; e++) {
-        if ((leaving >> e & 1) && t->entries[e].count == 1) {
-            freed |= (uint64_t)1 << e;
+    /* Without thresholds, live or new, the table has nothing to do. */
+    int slow = n_slow > 0 || t->len > 0;
+    if (slow) {
+        words_clear(t->freed, t->capacity);
+        for (int e = 0; full && e < t->len; e++) {
+            if (slot_counts(w, w->head, e) && t->entries[e].count == 1) {
+                bit_set(t->freed, e);
+            }
         }
-    }
-    SlowPlan plan;
-    int needed = table_plan(t, freed, slow_at, n_slow, &plan);
-    if (needed < 0 || table_resize(t, table_capacity_for(t, needed)) < 0
-        || (needed > NARROW_THRESHOLDS && !w->wide && count_widen(w) < 0)) {
-        return -1;
+        int needed = table_plan(t, slow_at, n_slow);
+        if (needed < 0 || table_resize(t, table_capacity_for(t, needed)) < 0
+            || count_widen(w, needed, t->capacity) < 0) {
+            return -1;
+        }
     }
     if (!full && b->totals.total_count == w->capacity && count_grow(w) < 0) {
         return -1;
@@ -353,17 +492,20 @@ count_add(CountWindow *w, int success, double duration, const double *slow_at,
         slot = w->head;
         w->head = slot + 1 == w->capacity ? 0 : slot + 1;
         b->totals.total_count--;
-        b->totals.failure_count -= (int64_t)(slot_flags(w, slot) & 1);
+        b->totals.failure_count -= slot_failed(w, slot);
         b->totals.total_duration = b->totals.total_duration - w->durations[slot];
-        for (int e = 0; leaving >> e != 0; e++) {
-            if (leaving >> e & 1) {
+        int len = t->len;
+        for (int e = 0; e < len; e++) {
+            if (slot_counts(w, slot, e)) {
                 table_remove(t, e, 1);
             }
         }
     }
-    uint64_t counted = table_apply(t, &plan);
+    if (slow) {
+        table_apply(t);
+    }
     w->durations[slot] = duration;
-    set_slot_flags(w, slot, counted << 1 | (success ? 0 : 1));
+    set_slot(w, slot, !success, t->counted, t->len);
     b->totals.total_count++;
     b->totals.failure_count += success ? 0 : 1;
     b->totals.total_duration = b->totals.total_duration + duration;
@@ -451,17 +593,18 @@ time_add(TimeWindow *w, int success, double duration, const double *slow_at,
         }
     }
     int stale = bucket->count > 0 && bucket->second != second;
-    uint64_t freed = 0;
-    if (stale) {
+    /* Without thresholds, live or new, the table has nothing to do. */
+    int slow = n_slow > 0 || t->len > 0;
+    words_clear(t->freed, t->capacity);
+    if (stale && slow) {
         int64_t *row = bucket_row(w, index);
         for (int e = 0; e < t->len; e++) {
             if (row[e] > 0 && row[e] == t->entries[e].count) {
-                freed |= (uint64_t)1 << e;
+                bit_set(t->freed, e);
             }
         }
     }
-    SlowPlan plan;
-    int needed = table_plan(t, freed, slow_at, n_slow, &plan);
+    int needed = slow ? table_plan(t, slow_at, n_slow) : 0;
     int capacity = needed < 0 ? 0 : table_capacity_for(t, needed);
     if (needed < 0 || time_restride(w, capacity) < 0
         || table_resize(t, capacity) < 0) {
@@ -481,9 +624,11 @@ time_add(TimeWindow *w, int success, double duration, const double *slow_at,
         *bucket = (Bucket){.generation = w->generation};
     }
     bucket->second = second;
-    uint64_t counted = table_apply(t, &plan);
-    for (int e = 0; counted >> e != 0; e++) {
-        row[e] += (int64_t)(counted >> e & 1);
+    if (slow) {
+        table_apply(t);
+        for (int e = 0; e < t->len; e++) {
+            row[e] += bit_get(t->counted, e);
+        }
     }
     bucket->count++;
     bucket->failures += success ? 0 : 1;
@@ -551,7 +696,7 @@ window_free_storage(Window *w)
         c->durations = NULL;
         c->flags = NULL;
         c->capacity = 0;
-        c->wide = 0;
+        c->words = 0;
     }
     else {
         TimeWindow *t = (TimeWindow *)w;
@@ -856,7 +1001,7 @@ window_dealloc(PyObject *self)
     Window *w = (Window *)self;
     PyObject_GC_UnTrack(self);
     window_free_storage(w);
-    PyMem_Free(w->slow.entries);
+    table_free(&w->slow);
     type->tp_free(self);
     Py_DECREF(type);
 }
@@ -887,14 +1032,19 @@ instance_dict(PyObject *self, PyObject **out)
     return *out == NULL ? -1 : 0;
 }
 
-/* The thresholds of the table entries whose bits are set in `bits`. */
+/* The thresholds of the table entries the record in `slot` counts in. */
 static PyObject *
-thresholds_tuple(const SlowTable *t, uint64_t bits)
+slot_thresholds(const CountWindow *w, Py_ssize_t slot)
 {
-    PyObject *tuple = PyTuple_New(bit_count(bits));
+    const SlowTable *t = &w->base.slow;
+    Py_ssize_t n = 0;
+    for (int e = 0; e < t->len; e++) {
+        n += slot_counts(w, slot, e);
+    }
+    PyObject *tuple = PyTuple_New(n);
     Py_ssize_t k = 0;
-    for (int e = 0; tuple != NULL && bits != 0; e++, bits >>= 1) {
-        if (bits & 1) {
+    for (int e = 0; tuple != NULL && e < t->len; e++) {
+        if (slot_counts(w, slot, e)) {
             PyObject *threshold = PyFloat_FromDouble(t->entries[e].threshold);
             if (threshold == NULL) {
                 Py_CLEAR(tuple);
@@ -914,12 +1064,12 @@ count_records(CountWindow *w)
     PyObject *records = PyList_New(n);
     for (Py_ssize_t i = 0; records != NULL && i < n; i++) {
         Py_ssize_t slot = (w->head + i) % w->capacity;
-        uint64_t flags = slot_flags(w, slot);
-        PyObject *slow_at = thresholds_tuple(&w->base.slow, flags >> 1);
+        PyObject *slow_at = slot_thresholds(w, slot);
         PyObject *duration = slow_at ? PyFloat_FromDouble(w->durations[slot]) : NULL;
         PyObject *record = NULL;
         if (duration != NULL) {
-            record = PyTuple_Pack(3, flags & 1 ? Py_False : Py_True, duration, slow_at);
+            record = PyTuple_Pack(3, slot_failed(w, slot) ? Py_False : Py_True,
+                                  duration, slow_at);
         }
         Py_XDECREF(slow_at);
         Py_XDECREF(duration);
@@ -1097,7 +1247,7 @@ count_restore(CountWindow *w, PyObject *records)
             rc = -1;
             break;
         }
-        double duration, slow_at[MAX_THRESHOLDS];
+        double duration, *slow_at = NULL;
         PyObject *slow_items = NULL;
         rc = state_duration(PyTuple_GET_ITEM(record, 1), name, "record duration",
                             &duration);
@@ -1106,10 +1256,8 @@ count_restore(CountWindow *w, PyObject *records)
             rc = slow_items ? 0 : -1;
         }
         Py_ssize_t n_slow = slow_items ? PyTuple_GET_SIZE(slow_items) : 0;
-        if (n_slow > MAX_THRESHOLDS) {
-            PyErr_Format(PyExc_ValueError,
-                         "%s state: a record lists more than %d slow thresholds",
-                         name, MAX_THRESHOLDS);
+        if (rc == 0 && n_slow > 0 && (slow_at = PyMem_New(double, n_slow)) == NULL) {
+            PyErr_NoMemory();
             rc = -1;
         }
         for (Py_ssize_t k = 0; rc == 0 && k < n_slow; k++) {
@@ -1121,6 +1269,7 @@ count_restore(CountWindow *w, PyObject *records)
             rc = count_add(w, PyTuple_GET_ITEM(record, 0) == Py_True, duration, slow_at,
                            n_slow);
         }
+        PyMem_Free(slow_at);
     }
     Py_DECREF(items);
     return rc;
@@ -1161,11 +1310,8 @@ time_restore_slow(TimeWindow *w, Py_ssize_t index, PyObject *slow_counts)
         }
         int e = rc == 0 ? table_find(t, threshold) : -1;
         if (rc == 0 && e < 0) {
-            if (t->len == MAX_THRESHOLDS) {
-                PyErr_Format(PyExc_ValueError,
-                             "a window can hold at most %d distinct slow "
-                             "thresholds at once",
-                             MAX_THRESHOLDS);
+            if (t->len == INT_MAX / 2) {
+                PyErr_NoMemory();
                 rc = -1;
                 break;
             }
@@ -1267,17 +1413,19 @@ table_set_order(SlowTable *t, PyObject *thresholds, const char *name)
         return -1;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(items);
-    uint64_t seen = 0;
+    /* The scratch set t->kept marks the entries named so far. */
+    uint64_t *seen = t->kept;
+    words_clear(seen, t->capacity);
     int rc = 0;
     for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
         double threshold;
         rc = state_double(PyTuple_GET_ITEM(items, i), name, "threshold", &threshold);
         int e = rc == 0 ? table_find(t, threshold) : -1;
-        if (rc == 0 && (e < 0 || (seen >> e & 1))) {
+        if (rc == 0 && (e < 0 || bit_get(seen, e))) {
             rc = -1;
         }
         else if (rc == 0) {
-            seen |= (uint64_t)1 << e;
+            bit_set(seen, e);
             t->entries[e].since = (uint64_t)i + 1;
         }
     }
