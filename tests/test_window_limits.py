@@ -95,3 +95,46 @@ def test_two_breakers_sharing_a_window_bring_their_thresholds_together() -> None
         first.call(frozen.tick, 2000.0)
         second.call(frozen.tick, 2000.0)
     assert len(window.get_metric().slow_counts) == 120
+
+
+def test_a_time_window_of_many_seconds_takes_memory_as_it_is_used() -> None:
+    import tracemalloc
+
+    from fluxgate.metric import Record
+
+    tracemalloc.start()
+    try:
+        window = TimeWindow(10**8)
+        _, peak = tracemalloc.get_traced_memory()
+        assert peak < 8 * 2**20
+        for timestamp in (5.0, 10**7 + 0.5, 9 * 10**7 + 0.5, 10**8 + 5.5):
+            record = Record(success=False, duration=1.0, slow_at=(0.5,))
+            object.__setattr__(record, "timestamp", timestamp)
+            window.record(record)
+        _, peak = tracemalloc.get_traced_memory()
+        assert peak < 16 * 2**20
+    finally:
+        tracemalloc.stop()
+    metric = window.get_metric()
+    # 10**8 + 5 falls in the bucket of second 5, which it empties first.
+    assert (metric.total_count, metric.failure_count, metric.slow_counts) == (3, 3, {0.5: 3})
+
+
+def test_a_time_window_of_a_billion_seconds_works() -> None:
+    import pickle
+
+    from fluxgate.metric import Record
+
+    window = TimeWindow(10**9)
+    record = Record(success=True, duration=2.0, slow_at=())
+    object.__setattr__(record, "timestamp", 1.7e9)
+    window.record(record)
+    copy = pickle.loads(pickle.dumps(window))
+    assert copy.get_metric() == window.get_metric()
+    assert window.get_metric().total_count == 1
+
+
+@pytest.mark.parametrize("size", [2**53 + 1, 2**62, 2**63 - 1])
+def test_a_time_window_too_large_for_memory_says_so(size: int) -> None:
+    with pytest.raises(MemoryError, match=f"^TimeWindow size {size} is too large"):
+        TimeWindow(size)

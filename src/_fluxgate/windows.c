@@ -337,13 +337,24 @@ typedef struct {
 } Bucket;
 
 /* One bucket per second modulo `size`, each with its own totals and its
- * count per table entry (a row of `stride` counters). Clearing the window
- * starts a new generation instead of touching every bucket. */
+ * count per table entry. The buckets come in pages of PAGE_BUCKETS, each
+ * allocated when a record first lands in it, with a row of `stride`
+ * counters per bucket (entries at or past a page's stride count 0 there):
+ * a window of many seconds costs only an index of its pages up front.
+ * Clearing the window starts a new generation instead of touching every
+ * bucket. */
+#define PAGE_BUCKETS 4096
+
+typedef struct {
+    Bucket *buckets; /* NULL until touched */
+    int64_t *slow;   /* stride counters per bucket, or NULL */
+    int stride;
+} Page;
+
 typedef struct {
     Window base;
-    Bucket *buckets;
-    int64_t *bucket_slow;
-    int stride;
+    Page *pages;
+    Py_ssize_t n_pages;
     uint64_t generation;
 } TimeWindow;
 
@@ -522,41 +533,84 @@ count_clear(CountWindow *w)
 
 /* ---- TimeWindow -------------------------------------------------------------*/
 
+static Page *
+page_of(TimeWindow *w, Py_ssize_t index)
+{
+    return &w->pages[index / PAGE_BUCKETS];
+}
+
+/* How many buckets the page holding bucket `index` has. */
+static Py_ssize_t
+page_len(const TimeWindow *w, Py_ssize_t index)
+{
+    int64_t left = w->base.size - (int64_t)(index / PAGE_BUCKETS) * PAGE_BUCKETS;
+    return left < PAGE_BUCKETS ? (Py_ssize_t)left : PAGE_BUCKETS;
+}
+
+/* Bucket `index`, its page allocated first if need be (NULL with
+ * MemoryError when that fails, the window unchanged). */
+static Bucket *
+time_bucket(TimeWindow *w, Py_ssize_t index)
+{
+    Page *page = page_of(w, index);
+    if (page->buckets == NULL) {
+        page->buckets = PyMem_Calloc((size_t)page_len(w, index), sizeof(Bucket));
+        if (page->buckets == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+    }
+    return &page->buckets[index % PAGE_BUCKETS];
+}
+
+/* The counters of bucket `index` (its page allocated), or NULL when the page
+ * has none yet. */
 static int64_t *
 bucket_row(TimeWindow *w, Py_ssize_t index)
 {
-    return w->stride ? w->bucket_slow + index * w->stride : NULL;
+    Page *page = page_of(w, index);
+    return page->stride ? page->slow + (index % PAGE_BUCKETS) * page->stride : NULL;
 }
 
-/* Gives every bucket room for `stride` threshold counters. */
-static int
-time_restride(TimeWindow *w, int stride)
+/* Bucket `index`'s count for entry e. */
+static int64_t
+row_get(TimeWindow *w, Py_ssize_t index, int e)
 {
-    if (stride <= w->stride) {
+    Page *page = page_of(w, index);
+    return e < page->stride ? page->slow[(index % PAGE_BUCKETS) * page->stride + e] : 0;
+}
+
+/* Gives the buckets of the page holding bucket `index` room for `stride`
+ * threshold counters. */
+static int
+time_restride(TimeWindow *w, Py_ssize_t index, int stride)
+{
+    Page *page = page_of(w, index);
+    if (stride <= page->stride) {
         return 0;
     }
-    Py_ssize_t size = (Py_ssize_t)w->base.size;
-    if ((size_t)size > PY_SSIZE_T_MAX / ((size_t)stride * sizeof(int64_t))) {
+    Py_ssize_t n = page_len(w, index);
+    if ((size_t)n > PY_SSIZE_T_MAX / ((size_t)stride * sizeof(int64_t))) {
         PyErr_NoMemory();
         return -1;
     }
-    int64_t *rows = PyMem_Calloc((size_t)size * stride, sizeof(int64_t));
+    int64_t *rows = PyMem_Calloc((size_t)n * stride, sizeof(int64_t));
     if (rows == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    for (Py_ssize_t i = 0; i < size && w->stride > 0; i++) {
-        memcpy(rows + i * stride, bucket_row(w, i), w->stride * sizeof(int64_t));
+    for (Py_ssize_t i = 0; i < n && page->stride > 0; i++) {
+        memcpy(rows + i * stride, page->slow + i * page->stride,
+               page->stride * sizeof(int64_t));
     }
-    PyMem_Free(w->bucket_slow);
-    w->bucket_slow = rows;
-    w->stride = stride;
+    PyMem_Free(page->slow);
+    page->slow = rows;
+    page->stride = stride;
     return 0;
 }
 
 /* Python's int(timestamp) % size, given second = trunc(timestamp): trunc and
- * fmod are exact on doubles, and size is far below 2**53 (its buckets were
- * allocated). */
+ * fmod are exact on doubles, and size is at most 2**53 (window_allocate). */
 static Py_ssize_t
 bucket_index(double second, int64_t size)
 {
@@ -584,12 +638,16 @@ time_add(TimeWindow *w, int success, double duration, const double *slow_at,
     }
     double second = trunc(timestamp);
     Py_ssize_t index = bucket_index(second, b->size);
-    Bucket *bucket = &w->buckets[index];
+    Bucket *bucket = time_bucket(w, index);
+    if (bucket == NULL) {
+        return -1;
+    }
     if (bucket->generation != w->generation) {
         /* Left over from before a clear: empty already, tidy it up. */
         *bucket = (Bucket){.generation = w->generation};
-        if (w->stride > 0) {
-            memset(bucket_row(w, index), 0, w->stride * sizeof(int64_t));
+        if (page_of(w, index)->stride > 0) {
+            memset(bucket_row(w, index), 0,
+                   page_of(w, index)->stride * sizeof(int64_t));
         }
     }
     int stale = bucket->count > 0 && bucket->second != second;
@@ -597,16 +655,16 @@ time_add(TimeWindow *w, int success, double duration, const double *slow_at,
     int slow = n_slow > 0 || t->len > 0;
     words_clear(t->freed, t->capacity);
     if (stale && slow) {
-        int64_t *row = bucket_row(w, index);
         for (int e = 0; e < t->len; e++) {
-            if (row[e] > 0 && row[e] == t->entries[e].count) {
+            int64_t held = row_get(w, index, e);
+            if (held > 0 && held == t->entries[e].count) {
                 bit_set(t->freed, e);
             }
         }
     }
     int needed = slow ? table_plan(t, slow_at, n_slow) : 0;
     int capacity = needed < 0 ? 0 : table_capacity_for(t, needed);
-    if (needed < 0 || time_restride(w, capacity) < 0
+    if (needed < 0 || (slow && time_restride(w, index, capacity) < 0)
         || table_resize(t, capacity) < 0) {
         return -1;
     }
@@ -700,11 +758,13 @@ window_free_storage(Window *w)
     }
     else {
         TimeWindow *t = (TimeWindow *)w;
-        PyMem_Free(t->buckets);
-        PyMem_Free(t->bucket_slow);
-        t->buckets = NULL;
-        t->bucket_slow = NULL;
-        t->stride = 0;
+        for (Py_ssize_t p = 0; p < t->n_pages; p++) {
+            PyMem_Free(t->pages[p].buckets);
+            PyMem_Free(t->pages[p].slow);
+        }
+        PyMem_Free(t->pages);
+        t->pages = NULL;
+        t->n_pages = 0;
     }
 }
 
@@ -730,17 +790,25 @@ window_allocate(Window *w, int64_t size)
         c->head = 0;
     }
     else {
-        if ((uint64_t)size > PY_SSIZE_T_MAX / sizeof(Bucket)) {
-            PyErr_NoMemory();
-            return -1;
+        /* Only the index of the pages is allocated up front. Beyond 2**53
+         * seconds bucket_index would not be exact, and no machine has the
+         * memory for such an index anyway. */
+        int64_t n_pages = size / PAGE_BUCKETS + (size % PAGE_BUCKETS != 0);
+        Page *pages = NULL;
+        if (size <= ((int64_t)1 << 53)
+            && (uint64_t)n_pages <= PY_SSIZE_T_MAX / sizeof(Page)) {
+            pages = PyMem_Calloc((size_t)n_pages, sizeof(Page));
         }
-        Bucket *buckets = PyMem_Calloc((size_t)size, sizeof(Bucket));
-        if (buckets == NULL) {
-            PyErr_NoMemory();
+        if (pages == NULL) {
+            PyErr_Format(PyExc_MemoryError,
+                         "TimeWindow size %lld is too large: not enough memory "
+                         "for the index of its buckets",
+                         (long long)size);
             return -1;
         }
         window_free_storage(w);
-        ((TimeWindow *)w)->buckets = buckets;
+        ((TimeWindow *)w)->pages = pages;
+        ((TimeWindow *)w)->n_pages = (Py_ssize_t)n_pages;
     }
     w->size = size;
     w->totals = (FgTotals){0, 0, 0.0};
@@ -1089,18 +1157,22 @@ time_buckets(TimeWindow *w)
     const SlowTable *t = &w->base.slow;
     PyObject *buckets = PyList_New(0);
     for (Py_ssize_t i = 0; buckets != NULL && i < (Py_ssize_t)w->base.size; i++) {
-        const Bucket *bucket = &w->buckets[i];
+        if (page_of(w, i)->buckets == NULL) {
+            i += PAGE_BUCKETS - 1 - i % PAGE_BUCKETS; /* the whole page is empty */
+            continue;
+        }
+        const Bucket *bucket = &page_of(w, i)->buckets[i % PAGE_BUCKETS];
         if (bucket->generation != w->generation || bucket->count == 0) {
             continue;
         }
-        const int64_t *row = bucket_row(w, i);
         PyObject *slow = PyDict_New();
-        for (int e = 0; slow != NULL && row != NULL && e < t->len; e++) {
-            if (row[e] == 0) {
+        for (int e = 0; slow != NULL && e < t->len; e++) {
+            int64_t count = row_get(w, i, e);
+            if (count == 0) {
                 continue;
             }
             PyObject *key = PyFloat_FromDouble(t->entries[e].threshold);
-            PyObject *value = key ? PyLong_FromLongLong(row[e]) : NULL;
+            PyObject *value = key ? PyLong_FromLongLong(count) : NULL;
             if (value == NULL || PyDict_SetItem(slow, key, value) < 0) {
                 Py_CLEAR(slow);
             }
@@ -1301,7 +1373,9 @@ time_restore_slow(TimeWindow *w, Py_ssize_t index, PyObject *slow_counts)
         if (rc == 0) {
             rc = state_int64(PyTuple_GET_ITEM(pair, 1), name, "slow count", &count);
         }
-        if (rc == 0 && (isnan(threshold) || count < 1 || count > w->buckets[index].count)) {
+        if (rc == 0
+            && (isnan(threshold) || count < 1
+                || count > page_of(w, index)->buckets[index % PAGE_BUCKETS].count)) {
             PyErr_Format(PyExc_ValueError,
                          "%s state: a bucket's slow counts must be between 1 and "
                          "its count, for thresholds that are not NaN",
@@ -1316,13 +1390,17 @@ time_restore_slow(TimeWindow *w, Py_ssize_t index, PyObject *slow_counts)
                 break;
             }
             int capacity = table_capacity_for(t, t->len + 1);
-            if (time_restride(w, capacity) < 0 || table_resize(t, capacity) < 0) {
+            if (table_resize(t, capacity) < 0) {
                 rc = -1;
                 break;
             }
             e = t->len++;
             t->entries[e] = (SlowEntry){threshold, 0, ++t->clock};
             t->live++;
+        }
+        if (rc == 0 && time_restride(w, index, t->capacity) < 0) {
+            rc = -1;
+            break;
         }
         if (rc == 0) {
             int64_t *row = bucket_row(w, index);
@@ -1387,7 +1465,11 @@ time_restore(TimeWindow *w, PyObject *buckets)
             break;
         }
         Py_ssize_t index = bucket_index(second, w->base.size);
-        Bucket *bucket = &w->buckets[index];
+        Bucket *bucket = time_bucket(w, index);
+        if (bucket == NULL) {
+            rc = -1;
+            break;
+        }
         if (bucket->count > 0) {
             PyErr_Format(PyExc_ValueError,
                          "%s state: two buckets fall in the same slot", name);
