@@ -64,6 +64,25 @@ def test_a_tripper_patched_on_the_class_is_the_one_the_breaker_asks(
     assert cb.info().state == "open"
 
 
+def test_a_tripper_subclass_patched_after_the_breaker_was_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Streak(trippers.FailureStreak):
+        pass
+
+    cb = CircuitBreaker(tripper=trippers.MinRequests(1) & Streak(5))
+    fail(cb)
+    assert cb.info().state == "closed"
+    monkeypatch.setattr(trippers.FailureStreak, "__call__", lambda self, ctx: True)
+    fail(cb)
+    assert cb.info().state == "open"  # Streak inherits the patch
+    monkeypatch.undo()
+    monkeypatch.setattr(Streak, "__call__", lambda self, ctx: True)
+    other = CircuitBreaker(tripper=trippers.FailureStreak(5))
+    fail(other)
+    assert other.info().state == "closed"  # the built-in itself is untouched
+
+
 def test_undoing_a_patch_gives_the_built_in_back(monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as patch:
         patch.setattr(trippers.FailureStreak, "__call__", lambda self, ctx: True)
@@ -90,22 +109,6 @@ def test_a_patched_leaf_inside_a_composite_is_asked(monkeypatch: pytest.MonkeyPa
     assert cb.info().state == "open"  # FailureRate(1.0) itself would say False
     assert seen == [Metric(total_count=1, total_duration=seen[0].total_duration,
                            failure_count=0, slow_counts={})]
-
-
-def test_a_subclass_patched_after_the_breaker_was_built(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Streak(trippers.FailureStreak):
-        pass
-
-    cb = CircuitBreaker(tripper=Streak(5))
-    fail(cb)
-    assert cb.info().state == "closed"
-    monkeypatch.setattr(Streak, "__call__", lambda self, ctx: True)
-    fail(cb)
-    assert cb.info().state == "open"
-    # The built-in itself is untouched.
-    other = CircuitBreaker(tripper=trippers.FailureStreak(5))
-    fail(other)
-    assert other.info().state == "closed"
 
 
 def test_a_tracker_patched_on_the_class(monkeypatch: pytest.MonkeyPatch) -> None:
