@@ -191,3 +191,18 @@ def test_a_window_subclass_patched_after_the_breaker_was_built(
     cb.call(ok)
     assert len(seen) == 1
     assert cb.info().metrics.total_count == 1
+
+
+def test_a_window_method_set_on_the_instance_is_the_one_the_breaker_calls() -> None:
+    from unittest import mock
+
+    class Window(CountWindow):
+        pass
+
+    window = Window(5)
+    cb = CircuitBreaker(window=window)
+    cb.call(ok)
+    with mock.patch.object(window, "get_metric", return_value=Metric.empty()) as get_metric:
+        assert cb.info().metrics == Metric.empty()
+    assert get_metric.call_count == 1
+    assert cb.info().metrics.total_count == 1

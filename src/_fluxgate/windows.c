@@ -824,13 +824,40 @@ window_state(PyObject *self)
 
 /* ---- the entry points of components.h ---------------------------------------*/
 
+/* Whether an instance of a subclass with a __dict__ holds one of the
+ * window methods itself: `window.record(r)` would then call that. */
+static int
+instance_shadows_methods(FgState *st, PyObject *window)
+{
+    PyObject *dict = PyObject_GenericGetDict(window, NULL);
+    if (dict == NULL) {
+        PyErr_Clear();
+        return 1; /* no answer: the Python path is right either way */
+    }
+    int shadows = 0;
+    PyObject *names[] = {st->s_record, st->s_get_metric, st->s_reset};
+    for (int i = 0; i < 3 && !shadows; i++) {
+        shadows = PyDict_Check(dict) ? PyDict_Contains(dict, names[i]) : 1;
+        if (shadows < 0) {
+            PyErr_Clear();
+            shadows = 1;
+        }
+    }
+    Py_DECREF(dict);
+    return shadows;
+}
+
 /* The window family's kinds are in WindowKind's order. */
 int
 fg_window_native_kind(FgState *st, PyObject *window)
 {
     int kind = fg_native_kind(st, FG_FAMILY_WINDOW, window);
-    return kind == FG_PYTHON ? FG_WINDOW_PYTHON
-           : kind == TIME_WINDOW ? FG_WINDOW_TIMED : FG_WINDOW_NATIVE;
+    if (kind == FG_PYTHON
+        || (Py_TYPE(window)->tp_dictoffset != 0
+            && instance_shadows_methods(st, window))) {
+        return FG_WINDOW_PYTHON;
+    }
+    return kind == TIME_WINDOW ? FG_WINDOW_TIMED : FG_WINDOW_NATIVE;
 }
 
 int
