@@ -47,3 +47,40 @@ def test_an_unused_copy_is_collected_with_its_components() -> None:
     gc.collect()
     assert module_ref() is None
     assert [ref() for ref in type_refs] == [None] * len(type_refs)
+
+
+def test_a_breaker_takes_a_window_of_another_copy() -> None:
+    from fluxgate import CircuitBreaker
+
+    copy = load_copy()
+    cb = CircuitBreaker(window=copy.CountWindow(5))
+    assert cb.call(lambda: "ok") == "ok"
+    metrics = cb.info().metrics
+    assert (metrics.total_count, metrics.failure_count) == (1, 0)
+
+
+def test_a_user_window_may_return_a_metric_of_another_copy() -> None:
+    from fluxgate import CircuitBreaker
+    from fluxgate.metric import Record
+    from fluxgate.trippers import FailureRate, MinRequests
+    from fluxgate.windows import Window
+
+    copy = load_copy()
+
+    class Wrapped(Window):
+        def __init__(self) -> None:
+            self.inner = copy.CountWindow(5)
+
+        def record(self, record: Record) -> None:
+            self.inner.record(record)
+
+        def get_metric(self) -> object:
+            return self.inner.get_metric()
+
+        def reset(self) -> None:
+            self.inner.reset()
+
+    cb = CircuitBreaker(window=Wrapped(), tripper=MinRequests(1) & FailureRate(1.0))
+    assert cb.call(lambda: "ok") == "ok"
+    assert cb.info().metrics.total_count == 1
+    assert cb.info().state == "closed"

@@ -33,11 +33,9 @@ typedef struct {
     PyObject *retry;
     PyObject *permit;
     PyObject *listeners; /* tuple */
-    double *slow_thresholds; /* distinct SlowRate thresholds of the tripper */
+    double *slow_thresholds; /* distinct SlowRate thresholds of the tripper,
+                              * ascending */
     Py_ssize_t n_slow_thresholds;
-    char native_window;  /* record into the window's C buffers */
-    char timed_window;   /* the window places records by wall time */
-    char native_tripper; /* evaluate the tripper inside the critical section */
     char async_mode;     /* signals are taken by the asyncio surface */
 
     /* State, changed only inside the breaker's critical section. Every

@@ -202,6 +202,57 @@ fg_PyType_GetModuleByDef(PyTypeObject *type, PyModuleDef *def)
 #  define PyType_GetModuleByDef fg_PyType_GetModuleByDef
 #endif
 
+/* The attribute `name` as the type's MRO gives it (a borrowed reference, or
+ * NULL with no exception when there is none): what a method call on an
+ * instance finds, short of the instance's own dict. Private API, kept here. */
+static inline PyObject *
+fg_type_lookup(PyTypeObject *type, PyObject *name)
+{
+    return _PyType_Lookup(type, name);
+}
+
+/* The type's version tag: a number, unique in the interpreter, that CPython
+ * replaces whenever the type or one of its bases changes, or 0 when the type
+ * has none at the moment (not yet assigned, invalidated, or out of tags).
+ * 3.10 keeps a stale tag and only the flag says it is invalid; from 3.11 an
+ * invalidated tag is 0. */
+static inline unsigned int
+fg_type_version(PyTypeObject *type)
+{
+#if PY_VERSION_HEX < 0x030B0000
+    if (!(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        return 0;
+    }
+    return type->tp_version_tag;
+#elif defined(Py_GIL_DISABLED)
+    return __atomic_load_n(&type->tp_version_tag, __ATOMIC_ACQUIRE);
+#else
+    return type->tp_version_tag;
+#endif
+}
+
+/* A word that threads read and write without a lock: relaxed atomics on a
+ * free-threaded build, plain accesses under the GIL. */
+static inline uint64_t
+fg_load_u64(const uint64_t *p)
+{
+#ifdef Py_GIL_DISABLED
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+#else
+    return *p;
+#endif
+}
+
+static inline void
+fg_store_u64(uint64_t *p, uint64_t value)
+{
+#ifdef Py_GIL_DISABLED
+    __atomic_store_n(p, value, __ATOMIC_RELAXED);
+#else
+    *p = value;
+#endif
+}
+
 /* Module slots that only newer versions know about. */
 #if PY_VERSION_HEX >= 0x030C0000
 #  define FG_MODULE_SLOT_INTERPRETERS \

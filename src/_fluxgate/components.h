@@ -20,9 +20,39 @@
 
 #include "fluxgate.h"
 
-/* True when `type` is `builtin` or a subclass that inherits `builtin`'s
- * attribute `name` unchanged (no override anywhere in between). */
-int fg_inherits_method(PyTypeObject *type, PyTypeObject *builtin, PyObject *name);
+/* ---- Native or Python: one question for every kind of component ---------
+ * A node is evaluated natively when the methods a direct call would run
+ * (`node(...)` for trackers, trippers, retries and permits; `record`,
+ * `get_metric` and `reset` for windows) are all the C methods of one
+ * built-in type the node is an instance of. A method overridden in a
+ * subclass, or patched onto a built-in class (they are as mutable as Python
+ * classes), makes it a Python node, called the way a direct call would.
+ *
+ * fg_native_kind returns the index of that built-in in its family (the
+ * order of the family's list in component.c, which each unit's own enum
+ * follows), or FG_PYTHON. It never raises. The verdict depends only on the
+ * type, and is cached in the module state against the type's version tag,
+ * which CPython replaces whenever the type or a base changes: the common
+ * case is one load and one comparison. A type without a tag at the moment
+ * is looked up every time. The native kind is found from the built-in's own
+ * module, so a component of another copy of the extension (a re-import) is
+ * native too: evaluation depends only on the shared C layout. */
+#define FG_PYTHON (-1)
+
+int fg_native_kind_slow(FgState *st, FgFamily family, PyTypeObject *type,
+                        unsigned int tag);
+
+static inline int
+fg_native_kind(FgState *st, FgFamily family, PyObject *node)
+{
+    PyTypeObject *type = Py_TYPE(node);
+    unsigned int tag = fg_type_version(type);
+    uint64_t entry = fg_load_u64(&st->dispatch_cache[family][tag % FG_DISPATCH_WAYS]);
+    if (tag != 0 && entry >> 8 == tag) {
+        return (int)(entry & 0xff) - 1;
+    }
+    return fg_native_kind_slow(st, family, type, tag);
+}
 
 /* ---- What component types share (component.c) ----------------------------*/
 
@@ -57,7 +87,8 @@ int fg_permit_check(FgState *st, PyObject *permit, double changed_at);
 
 /* ---- Windows (windows.c) ------------------------------------------------
  * A native window is a CountWindow or TimeWindow (or a subclass) whose
- * record, get_metric and reset are all the built-in's own. For those the
+ * record, get_metric and reset are all the built-in's own, as the breaker
+ * finds at each operation (a class may be patched at any time). For those the
  * breaker records through the functions below, which do no locking and call
  * no Python code: the breaker holds its critical section around them. For
  * any other window the breaker builds Record objects and calls its methods. */
@@ -67,9 +98,10 @@ typedef struct {
     double total_duration;
 } FgTotals;
 
-int fg_window_is_native(FgState *st, PyObject *window);
-/* 1 for a TimeWindow: records need a wall-clock timestamp. */
-int fg_window_needs_timestamp(FgState *st, PyObject *window);
+/* How the breaker records into `window` right now (fg_native_kind): through
+ * Python, natively, or natively with a wall-clock timestamp (a TimeWindow). */
+enum { FG_WINDOW_PYTHON = 0, FG_WINDOW_NATIVE = 1, FG_WINDOW_TIMED = 2 };
+int fg_window_native_kind(FgState *st, PyObject *window);
 /* Record one outcome; slow_at lists the thresholds the call reached.
  * -1 with an exception (MemoryError, or ValueError for a non-finite
  * timestamp), the window unchanged. */
@@ -95,11 +127,13 @@ typedef struct {
 } FgTripInput;
 
 int fg_tripper_check(FgState *st, PyObject *tripper, FgTripInput *in);
+/* The same, calling no Python code, so that the breaker may evaluate inside
+ * its critical section: FG_NEEDS_PYTHON, having built nothing, when the
+ * verdict needs a Python node (one not skipped by short-circuiting). */
+#define FG_NEEDS_PYTHON (-2)
+int fg_tripper_check_native(FgState *st, PyObject *tripper, FgTripInput *in);
 /* Releases what fg_tripper_check built (the CallContext). */
 void fg_trip_input_release(FgTripInput *in);
-/* 1 when every node of the tree is native: evaluating it calls no Python
- * code, so the breaker may evaluate it inside its critical section. */
-int fg_tripper_is_native(FgState *st, PyObject *tripper);
 /* The distinct SlowRate thresholds of the tree in ascending order, as a
  * PyMem_Malloc'ed array the caller frees (NULL with *n == 0 when none). A
  * tripper that is not iterable contributes none. */

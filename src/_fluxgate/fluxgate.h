@@ -102,6 +102,20 @@ typedef struct {
     PyObject *function;
 } FgClockCheck;
 
+/* The kinds of component, each with its own built-in types and methods
+ * (components.h, fg_native_kind). */
+typedef enum {
+    FG_FAMILY_WINDOW,
+    FG_FAMILY_TRACKER,
+    FG_FAMILY_TRIPPER,
+    FG_FAMILY_RETRY,
+    FG_FAMILY_PERMIT,
+    FG_FAMILY_COUNT
+} FgFamily;
+
+/* Entries per family of the cache of fg_native_kind's verdicts. */
+#define FG_DISPATCH_WAYS 8
+
 typedef struct FgState {
 #define FG_DECLARE_FIELD(name) PyObject *name;
     FG_STATE_OBJECTS(FG_DECLARE_FIELD)
@@ -114,6 +128,9 @@ typedef struct FgState {
     /* Where each was last seen native (see clock.c). */
     FgClockCheck perf_counter_check;
     FgClockCheck time_check;
+    /* fg_native_kind's verdicts: a type's version tag << 8 | (kind + 1),
+     * direct-mapped by the tag; 0 is an empty entry. */
+    uint64_t dispatch_cache[FG_FAMILY_COUNT][FG_DISPATCH_WAYS];
 } FgState;
 
 extern PyModuleDef fluxgate_module_def;

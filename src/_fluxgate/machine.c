@@ -65,7 +65,8 @@ pending_pop(FgBreaker *cb, FgPendingSignal *out)
  * queue can only fail to grow for lack of memory, after the state change
  * (which must not be half-applied): the caller reports that MemoryError. */
 static int
-apply_transition(FgBreaker *cb, FgStateId target, double now, int depth)
+apply_transition(FgBreaker *cb, FgStateId target, double now, int depth,
+                 int native_window)
 {
     FgStateId old_state = cb->state;
     cb->state = target;
@@ -81,7 +82,7 @@ apply_transition(FgBreaker *cb, FgStateId target, double now, int depth)
     else if (target == FG_OPEN && old_state == FG_HALF_OPEN) {
         cb->reopens++;
     }
-    if (cb->native_window) {
+    if (native_window) {
         fg_window_clear(cb->window);
     }
     if (PyTuple_GET_SIZE(cb->listeners) == 0) {
@@ -327,6 +328,8 @@ fg_machine_transition(FgBreaker *cb, const uint64_t *period, FgStateId target,
     int limit = Py_GetRecursionLimit();
     int applied = 0, queued = 0, too_deep = 0;
     uint64_t reset_seq = 0;
+    /* Decided once: the clear inside and the reset() outside must agree. */
+    int native_window = fg_window_native_kind(cb->st, cb->window) != FG_WINDOW_PYTHON;
     FG_LOCK(cb);
     if (period == NULL || cb->period == *period) {
         /* A transition made by a listener while its signal is delivered is
@@ -348,8 +351,8 @@ fg_machine_transition(FgBreaker *cb, const uint64_t *period, FgStateId target,
             if (native_clock) {
                 now = fg_raw_wall_time();
             }
-            queued = apply_transition(cb, target, now, depth);
-            if (!cb->native_window) {
+            queued = apply_transition(cb, target, now, depth, native_window);
+            if (!native_window) {
                 window_fork_check(cb, pid);
                 reset_seq = window_ops_push(cb, NULL);
                 if (reset_seq == 0) {
@@ -419,14 +422,15 @@ decide(FgStateId state, int success, int tripped)
  * the streak, and (for a native tripper) the verdict. Returns 1 with *later
  * filled when a tripper with Python nodes must still be evaluated outside. */
 static int
-record_locked(FgBreaker *cb, uint64_t period, int success, double duration,
-              const double *slow_at, Py_ssize_t n_slow, double timestamp,
-              int evaluate, FgStateId *target, FgTripInput *later)
+record_locked(FgBreaker *cb, int native_window, uint64_t period, int success,
+              double duration, const double *slow_at, Py_ssize_t n_slow,
+              double timestamp, int evaluate, FgStateId *target,
+              FgTripInput *later)
 {
     if (cb->period != period || cb->state == FG_DISABLED) {
         return 0;
     }
-    if (cb->native_window
+    if (native_window
         && fg_window_add(cb->window, success, duration, slow_at, n_slow,
                          timestamp) < 0) {
         return -1;
@@ -437,15 +441,18 @@ record_locked(FgBreaker *cb, uint64_t period, int success, double duration,
     }
     FgTripInput in = {.state = cb->state,
                       .consecutive_failures = cb->consecutive_failures};
-    if (cb->native_window && cb->native_tripper) {
+    if (native_window) {
+        /* Evaluated here when no Python node is reached; else outside. */
         in.window = cb->window;
-        int tripped = fg_tripper_check(cb->st, cb->tripper, &in);
-        fg_trip_input_release(&in);
-        if (tripped < 0) {
-            return -1;
+        int tripped = fg_tripper_check_native(cb->st, cb->tripper, &in);
+        in.window = NULL;
+        if (tripped != FG_NEEDS_PYTHON) {
+            if (tripped < 0) {
+                return -1;
+            }
+            *target = decide(cb->state, success, tripped);
+            return 0;
         }
-        *target = decide(cb->state, success, tripped);
-        return 0;
     }
     *later = in;
     return 1;
@@ -467,11 +474,12 @@ user_window_metric(FgBreaker *cb)
 
 /* Evaluate a tripper with Python nodes on a snapshot of the metric. */
 static int
-evaluate_outside(FgBreaker *cb, FgTripInput *in, int success, FgStateId *target)
+evaluate_outside(FgBreaker *cb, int native_window, FgTripInput *in, int success,
+                 FgStateId *target)
 {
     FgState *st = cb->st;
     PyObject *metric;
-    if (cb->native_window) {
+    if (native_window) {
         Py_BEGIN_CRITICAL_SECTION(cb->window);
         metric = fg_window_metric(st, cb->window);
         Py_END_CRITICAL_SECTION();
@@ -604,34 +612,28 @@ int
 fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
 {
     FgState *st = cb->st;
-    double slow_buffer[8];
-    double *slow_at = slow_buffer;
+    /* The thresholds are ascending: the ones the call reached are the first
+     * n_slow, read in place. */
+    const double *slow_at = cb->slow_thresholds;
     Py_ssize_t n_slow = 0;
-    if (success && cb->n_slow_thresholds > 0) {
-        if (cb->n_slow_thresholds > 8) {
-            slow_at = PyMem_Malloc(sizeof(double) * (size_t)cb->n_slow_thresholds);
-            if (slow_at == NULL) {
-                PyErr_NoMemory();
-                return -1;
-            }
-        }
-        for (Py_ssize_t i = 0; i < cb->n_slow_thresholds; i++) {
-            if (duration >= cb->slow_thresholds[i]) {
-                slow_at[n_slow++] = cb->slow_thresholds[i];
-            }
-        }
+    while (success && n_slow < cb->n_slow_thresholds
+           && duration >= slow_at[n_slow]) {
+        n_slow++;
     }
+    /* Decided once per outcome, so that one path records it. */
+    int window_kind = fg_window_native_kind(st, cb->window);
+    int native_window = window_kind != FG_WINDOW_PYTHON;
     double timestamp = 0.0;
     int rc = 0;
-    if (cb->timed_window) {
+    if (window_kind == FG_WINDOW_TIMED) {
         rc = fg_wall_time(st, &timestamp);
     }
     int evaluate = 1;
-    if (rc == 0 && !cb->native_window) {
+    if (rc == 0 && !native_window) {
         rc = record_in_python_window(cb, period, success, duration, slow_at,
                                      n_slow);
         if (rc <= 0) {
-            goto done;
+            return rc < 0 ? -1 : 0;
         }
         evaluate = rc == 1;
         rc = 0;
@@ -640,19 +642,15 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
     FgTripInput later = {0};
     if (rc == 0) {
         FG_LOCK(cb);
-        rc = record_locked(cb, period, success, duration, slow_at, n_slow,
-                           timestamp, evaluate, &target, &later);
+        rc = record_locked(cb, native_window, period, success, duration,
+                           slow_at, n_slow, timestamp, evaluate, &target, &later);
         FG_UNLOCK();
     }
     if (rc == 1) {
-        rc = evaluate_outside(cb, &later, success, &target);
+        rc = evaluate_outside(cb, native_window, &later, success, &target);
     }
     if (rc == 0 && target != FG_NO_TRANSITION) {
         rc = fg_machine_transition(cb, &period, target, NULL) < 0 ? -1 : 0;
-    }
-done:
-    if (slow_at != slow_buffer) {
-        PyMem_Free(slow_at);
     }
     return rc < 0 ? -1 : 0;
 }
@@ -885,11 +883,7 @@ fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
                                       &cb->n_slow_thresholds) < 0) {
         return -1;
     }
-    cb->native_window = (char)fg_window_is_native(st, cb->window);
     cb->window_pid = fg_getpid();
-    cb->timed_window =
-        (char)(cb->native_window && fg_window_needs_timestamp(st, cb->window));
-    cb->native_tripper = (char)fg_tripper_is_native(st, cb->tripper);
     cb->state = FG_CLOSED;
     return fg_wall_time(st, &cb->changed_at);
 }
@@ -958,15 +952,16 @@ fg_machine_info(FgBreaker *cb)
     double changed_at;
     int64_t reopens;
     PyObject *metrics = NULL;
+    int native_window = fg_window_native_kind(st, cb->window) != FG_WINDOW_PYTHON;
     FG_LOCK(cb);
     state = cb->state;
     changed_at = cb->changed_at;
     reopens = cb->reopens;
-    if (cb->native_window) {
+    if (native_window) {
         metrics = fg_window_metric(st, cb->window);
     }
     FG_UNLOCK();
-    if (!cb->native_window) {
+    if (!native_window) {
         metrics = user_window_metric(cb);
     }
     if (metrics == NULL) {

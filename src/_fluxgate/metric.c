@@ -15,6 +15,21 @@ metric_state(PyObject *self)
     return fg_state_from_type(Py_TYPE(self));
 }
 
+int
+fg_metric_check_slow(PyObject *obj)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        return 0;
+    }
+    PyObject *pending = PyErr_GetRaisedException();
+    PyObject *module = PyType_GetModuleByDef(type, &fluxgate_module_def);
+    PyErr_Clear();
+    PyErr_SetRaisedException(pending);
+    return module != NULL
+           && PyObject_TypeCheck(obj, (PyTypeObject *)fg_state(module)->Metric_Type);
+}
+
 PyObject *
 fg_metric_new(FgState *st, int64_t total_count, double total_duration,
               int64_t failure_count, PyObject *slow_counts)

@@ -17,17 +17,6 @@ fg_state_from_type(PyTypeObject *type)
 }
 
 int
-fg_inherits_method(PyTypeObject *type, PyTypeObject *builtin, PyObject *name)
-{
-    if (type == builtin) {
-        return 1;
-    }
-    /* Borrowed lookups through the type cache; only the identities matter. */
-    PyObject *found = _PyType_Lookup(type, name);
-    return found != NULL && found == _PyType_Lookup(builtin, name);
-}
-
-int
 fg_add_type(PyObject *module, PyType_Spec *spec, PyObject *base, PyObject **slot,
             int public)
 {

@@ -82,10 +82,10 @@ permit_eval(FgState *st, PyObject *self, PermitKind kind, double changed_at)
 int
 fg_permit_check(FgState *st, PyObject *permit, double changed_at)
 {
-    PyTypeObject *builtin = NULL;
-    PermitKind kind = permit_kind(st, permit, &builtin);
-    if (kind != PERMIT_OTHER && fg_inherits_method(Py_TYPE(permit), builtin, st->s_call)) {
-        return permit_eval(st, permit, kind, changed_at);
+    /* The family's kinds are in PermitKind's order. */
+    int kind = fg_native_kind(st, FG_FAMILY_PERMIT, permit);
+    if (kind != FG_PYTHON) {
+        return permit_eval(st, permit, (PermitKind)kind, changed_at);
     }
     PyObject *arg = PyFloat_FromDouble(changed_at);
     if (arg == NULL) {
@@ -165,8 +165,7 @@ static PyMethodDef permit_methods[] = {
 };
 
 #define PERMIT_FLAGS                                                           \
-    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE          \
-     | Py_TPFLAGS_HAVE_GC)
+    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC)
 
 /* ---- All ------------------------------------------------------------------*/
 

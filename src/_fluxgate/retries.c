@@ -81,10 +81,10 @@ retry_eval(FgState *st, PyObject *self, RetryKind kind, double changed_at,
 int
 fg_retry_check(FgState *st, PyObject *retry, double changed_at, int64_t reopens)
 {
-    PyTypeObject *builtin = NULL;
-    RetryKind kind = retry_kind(st, retry, &builtin);
-    if (kind != RETRY_OTHER && fg_inherits_method(Py_TYPE(retry), builtin, st->s_call)) {
-        return retry_eval(st, retry, kind, changed_at, (double)reopens);
+    /* The family's kinds are in RetryKind's order. */
+    int kind = fg_native_kind(st, FG_FAMILY_RETRY, retry);
+    if (kind != FG_PYTHON) {
+        return retry_eval(st, retry, (RetryKind)kind, changed_at, (double)reopens);
     }
     PyObject *args[2] = {PyFloat_FromDouble(changed_at), PyLong_FromLongLong(reopens)};
     PyObject *result = NULL;
@@ -270,8 +270,7 @@ static PyType_Slot never_slots[] = {
 };
 
 #define RETRY_FLAGS                                                           \
-    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE          \
-     | Py_TPFLAGS_HAVE_GC)
+    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC)
 
 static PyType_Spec always_spec = {
     .name = "fluxgate.retries.Always",

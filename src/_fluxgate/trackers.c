@@ -3,8 +3,8 @@
  * All, TypeOf and Custom are public and subclassable; _And, _Or and _Not
  * are the private composites that &, | and ~ build. Every node has one C
  * evaluation function; the breaker reaches it through fg_tracker_check,
- * which calls a node through Python only when its type is not a built-in
- * or overrides __call__ (DESIGN.md D4). Python callers reach the same
+ * which calls a node through Python only when a direct call would run
+ * Python code (fg_native_kind, DESIGN.md D4). Python callers reach the same
  * evaluation through tp_call and a "__call__" method carrying the text
  * signature.
  *
@@ -155,54 +155,17 @@ not_eval(FgState *st, PyObject *self, PyObject *exception)
     return result < 0 ? -1 : !result;
 }
 
-/* The built-ins and how each is evaluated; the first three can be
- * subclassed from Python. */
-static const struct {
-    size_t type_offset;
-    EvalFn eval;
-} builtins[] = {
-    {offsetof(FgState, TrackerAll_Type), all_eval},
-    {offsetof(FgState, TypeOf_Type), typeof_eval},
-    {offsetof(FgState, Custom_Type), custom_eval},
-    {offsetof(FgState, TrackerAnd_Type), and_eval},
-    {offsetof(FgState, TrackerOr_Type), or_eval},
-    {offsetof(FgState, TrackerNot_Type), not_eval},
-};
-#define N_BUILTINS ((int)(sizeof(builtins) / sizeof(builtins[0])))
-#define N_SUBCLASSABLE 3
-
-static PyTypeObject *
-builtin_type(FgState *st, int i)
-{
-    return *(PyTypeObject **)((char *)st + builtins[i].type_offset);
-}
-
-/* The C evaluation for nodes of `type`, or NULL when they must be called
- * through Python. */
-static EvalFn
-native_eval(FgState *st, PyTypeObject *type)
-{
-    for (int i = 0; i < N_BUILTINS; i++) {
-        if (type == builtin_type(st, i)) {
-            return builtins[i].eval;
-        }
-    }
-    for (int i = 0; i < N_SUBCLASSABLE; i++) {
-        PyTypeObject *builtin = builtin_type(st, i);
-        if (PyType_IsSubtype(type, builtin)) {
-            return fg_inherits_method(type, builtin, st->s_call) ? builtins[i].eval
-                                                                  : NULL;
-        }
-    }
-    return NULL;
-}
+/* How each built-in is evaluated, in the order of the tracker family's
+ * kinds (component.c): All, TypeOf, Custom, _And, _Or, _Not. */
+static const EvalFn native_evals[] = {all_eval, typeof_eval, custom_eval,
+                                      and_eval, or_eval, not_eval};
 
 int
 fg_tracker_check(FgState *st, PyObject *tracker, PyObject *exception)
 {
-    EvalFn eval = native_eval(st, Py_TYPE(tracker));
-    if (eval != NULL) {
-        return eval(st, tracker, exception);
+    int kind = fg_native_kind(st, FG_FAMILY_TRACKER, tracker);
+    if (kind != FG_PYTHON) {
+        return native_evals[kind](st, tracker, exception);
     }
     PyObject *verdict = PyObject_CallOneArg(tracker, exception);
     if (verdict == NULL) {
@@ -441,8 +404,7 @@ static PyType_Slot all_slots[] = {
 static PyType_Spec all_spec = {
     .name = "fluxgate.trackers.All",
     .basicsize = sizeof(PyObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE
-             | Py_TPFLAGS_HAVE_GC,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = all_slots,
 };
 
@@ -573,8 +535,7 @@ static PyType_Slot typeof_slots[] = {
 static PyType_Spec typeof_spec = {
     .name = "fluxgate.trackers.TypeOf",
     .basicsize = sizeof(TrackerOne),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE
-             | Py_TPFLAGS_HAVE_GC,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = typeof_slots,
 };
 
@@ -655,8 +616,7 @@ static PyType_Slot custom_slots[] = {
 static PyType_Spec custom_spec = {
     .name = "fluxgate.trackers.Custom",
     .basicsize = sizeof(TrackerOne),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE
-             | Py_TPFLAGS_HAVE_GC,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = custom_slots,
 };
 

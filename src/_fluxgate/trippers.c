@@ -4,8 +4,9 @@
  * composites (_And, _Or) hold their operands. One evaluator serves both
  * callers: a Python caller hands in a ctx object whose attributes are read
  * as each leaf needs them, and the breaker hands in an FgTripInput whose
- * numbers are read in place (components.h). A node that is not a built-in,
- * or overrides __call__, is called through Python with a CallContext. */
+ * numbers are read in place (components.h). A node whose direct call would
+ * run Python code (no built-in, or __call__ overridden or patched) is called
+ * through Python with a CallContext. */
 #include "components.h"
 #include "metric.h"
 
@@ -46,46 +47,17 @@ typedef struct {
     PyObject *right;
 } Composite;
 
-/* The built-in type of each kind, indexed by Kind. */
-static void
-builtin_types(FgState *st, PyObject *types[K_COUNT])
-{
-    types[K_CLOSED] = st->Closed_Type;
-    types[K_HALF_OPENED] = st->HalfOpened_Type;
-    types[K_MIN_REQUESTS] = st->MinRequests_Type;
-    types[K_FAILURE_RATE] = st->FailureRate_Type;
-    types[K_AVG_LATENCY] = st->AvgLatency_Type;
-    types[K_SLOW_RATE] = st->SlowRate_Type;
-    types[K_FAILURE_STREAK] = st->FailureStreak_Type;
-    types[K_AND] = st->TripperAnd_Type;
-    types[K_OR] = st->TripperOr_Type;
-}
-
-/* 1 when `node` is a built-in, or a subclass of one keeping its __call__:
- * its kind field then says how to evaluate it without Python. */
 static PyObject *tripper_call(PyObject *self, PyObject *args, PyObject *kwargs);
 
+/* 1 when a direct call of `node` runs the built-in's own __call__: its kind
+ * field then says how to evaluate it without Python. A direct call runs the
+ * type's tp_call, so when that is the built-ins' own (no subclass, no
+ * patch: either makes it the generic slot) the answer is known at once. */
 static int
 is_native_node(FgState *st, PyObject *node)
 {
-    /* Every built-in shares one tp_call: one comparison on the hot path. */
-    if (Py_TYPE(node)->tp_call == tripper_call) {
-        return 1;
-    }
-    PyObject *types[K_COUNT];
-    builtin_types(st, types);
-    PyTypeObject *type = Py_TYPE(node);
-    for (int k = 0; k < K_COUNT; k++) {
-        if (type == (PyTypeObject *)types[k]) {
-            return 1;
-        }
-    }
-    for (int k = 0; k < K_COUNT; k++) {
-        if (types[k] != NULL && PyType_IsSubtype(type, (PyTypeObject *)types[k])) {
-            return fg_inherits_method(type, (PyTypeObject *)types[k], st->s_call);
-        }
-    }
-    return 0;
+    return Py_TYPE(node)->tp_call == tripper_call
+           || fg_native_kind(st, FG_FAMILY_TRIPPER, node) != FG_PYTHON;
 }
 
 static int
@@ -109,6 +81,7 @@ typedef struct {
     FgState *st;
     FgTripInput *in; /* the breaker's input, or NULL for a Python caller */
     PyObject *ctx;   /* the Python caller's ctx when `in` is NULL */
+    int native_only; /* stop with FG_NEEDS_PYTHON at a Python node */
 } Eval;
 
 /* The CallContext handed to Python nodes, built once per input. Borrowed. */
@@ -146,6 +119,9 @@ trip_context(FgState *st, FgTripInput *in)
 static int
 python_check(Eval *e, PyObject *node)
 {
+    if (e->native_only) {
+        return FG_NEEDS_PYTHON;
+    }
     PyObject *ctx = e->in != NULL ? trip_context(e->st, e->in) : e->ctx;
     if (ctx == NULL) {
         return -1;
@@ -280,7 +256,8 @@ builtin_check(Eval *e, PyObject *self)
     }
     Composite *c = (Composite *)self;
     int result = node_check(e, c->left);
-    /* Short-circuit: the right operand decides only when the left did not. */
+    /* Short-circuit: the right operand decides only when the left did not.
+     * A negative result (an error, or FG_NEEDS_PYTHON) ends the walk. */
     if (result >= 0 && result == (kind == K_AND)) {
         result = node_check(e, c->right);
     }
@@ -302,7 +279,14 @@ node_check(Eval *e, PyObject *node)
 int
 fg_tripper_check(FgState *st, PyObject *tripper, FgTripInput *in)
 {
-    Eval e = {st, in, NULL};
+    Eval e = {st, in, NULL, 0};
+    return node_check(&e, tripper);
+}
+
+int
+fg_tripper_check_native(FgState *st, PyObject *tripper, FgTripInput *in)
+{
+    Eval e = {st, in, NULL, 1};
     return node_check(&e, tripper);
 }
 
@@ -310,28 +294,6 @@ void
 fg_trip_input_release(FgTripInput *in)
 {
     Py_CLEAR(in->context);
-}
-
-int
-fg_tripper_is_native(FgState *st, PyObject *tripper)
-{
-    if (!is_native_node(st, tripper)) {
-        return 0;
-    }
-    Kind kind = ((Node *)tripper)->kind;
-    if (kind != K_AND && kind != K_OR) {
-        return 1;
-    }
-    if (Py_EnterRecursiveCall("")) {
-        /* Too deep to vouch for: evaluating it reports the error. */
-        PyErr_Clear();
-        return 0;
-    }
-    Composite *c = (Composite *)tripper;
-    int native = fg_tripper_is_native(st, c->left)
-                 && fg_tripper_is_native(st, c->right);
-    Py_LeaveRecursiveCall();
-    return native;
 }
 
 int
@@ -402,7 +364,7 @@ tripper_call(PyObject *self, PyObject *args, PyObject *kwargs)
     if (st == NULL) {
         return NULL;
     }
-    Eval e = {st, NULL, ctx};
+    Eval e = {st, NULL, ctx, 0};
     int result = builtin_check(&e, self);
     return result < 0 ? NULL : PyBool_FromLong(result);
 }

@@ -5,9 +5,8 @@
  * so that reading the metric never walks the records. Every update removes
  * the leaving contribution before adding the new record, in the order of
  * Metric arithmetic, so the totals match 0.9.4's `(total - old) + new` bit for
- * bit. An update is planned first (it may fail: too many thresholds, no
- * memory) and then applied, which cannot fail: an error leaves the window as
- * it was.
+ * bit. An update is planned first (it may fail: a NaN threshold, no memory)
+ * and then applied, which cannot fail: an error leaves the window as it was.
  *
  * The same functions serve the Python methods (which lock the window) and
  * the breaker's entry points in components.h (which run under the breaker's
@@ -18,13 +17,34 @@
 #include <math.h>
 #include <string.h>
 
-/* Distinct thresholds a window can hold at once: a CountWindow slot keeps a
- * bit per table entry next to its failure bit, in one byte (7 entries) until
- * more are live, then in 64 bits. */
-#define MAX_THRESHOLDS 63
+/* A CountWindow slot keeps a bit per table entry next to its failure bit:
+ * in one byte while entries 0-6 are all it needs, then in as many 64-bit
+ * words as the table's capacity asks. There is no limit on the number of
+ * distinct thresholds; the table and the slots grow as thresholds appear,
+ * and recording into a grown window allocates nothing. */
 #define NARROW_THRESHOLDS 7
 /* Slots a CountWindow allocates up front; larger windows grow as they fill. */
 #define INITIAL_SLOTS 1024
+
+/* ---- bit sets ----------------------------------------------------------------*/
+
+static inline int
+words_for(int bits)
+{
+    return (bits + 63) / 64;
+}
+
+static inline int
+bit_get(const uint64_t *set, int i)
+{
+    return (int)(set[i >> 6] >> (i & 63) & 1);
+}
+
+static inline void
+bit_set(uint64_t *set, int i)
+{
+    set[i >> 6] |= (uint64_t)1 << (i & 63);
+}
 
 /* ---- the threshold table ----------------------------------------------------*/
 
@@ -34,30 +54,31 @@ typedef struct {
     uint64_t since; /* when the entry became live: the Metric's key order */
 } SlowEntry;
 
+/* The live thresholds, and the scratch space planning one record needs,
+ * sized with the table so that recording allocates nothing: sets of
+ * entries (words_for(capacity) words each) that the leaving contribution
+ * frees, that the new record counts in again, and that it is counted in;
+ * and the thresholds that need a new entry. */
 typedef struct {
     SlowEntry *entries;
     int capacity;
     int len; /* entries past this one are all free */
     int live;
     uint64_t clock;
+    uint64_t *freed;
+    uint64_t *kept;
+    uint64_t *counted;
+    double *fresh;
+    Py_ssize_t fresh_capacity;
+    int n_fresh;
 } SlowTable;
 
-/* The thresholds of one new record: entries already live that it counts in
- * again, and the distinct thresholds that need an entry. */
-typedef struct {
-    uint64_t kept;
-    double fresh[MAX_THRESHOLDS];
-    int n_fresh;
-} SlowPlan;
-
-static int
-bit_count(uint64_t mask)
+static void
+words_clear(uint64_t *set, int capacity)
 {
-    int n = 0;
-    for (; mask != 0; mask &= mask - 1) {
-        n++;
+    if (capacity > 0) {
+        memset(set, 0, (size_t)words_for(capacity) * sizeof(uint64_t));
     }
-    return n;
 }
 
 static int
@@ -71,16 +92,39 @@ table_find(const SlowTable *t, double threshold)
     return -1;
 }
 
-/* Plans a record's thresholds, given the entries the leaving contribution
- * will free. Returns how many entries will then be live, or -1 with
- * ValueError. */
+/* Room in the scratch space for a record of `n` thresholds. */
 static int
-table_plan(const SlowTable *t, uint64_t freed, const double *slow_at,
-           Py_ssize_t n, SlowPlan *plan)
+table_reserve_fresh(SlowTable *t, Py_ssize_t n)
 {
-    int live = t->live - bit_count(freed);
-    plan->kept = 0;
-    plan->n_fresh = 0;
+    if (n <= t->fresh_capacity) {
+        return 0;
+    }
+    double *fresh = PyMem_Realloc(t->fresh, (size_t)n * sizeof(double));
+    if (fresh == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->fresh = fresh;
+    t->fresh_capacity = n;
+    return 0;
+}
+
+/* Plans a record's thresholds, given the entries the leaving contribution
+ * will free (t->freed): the entries it counts in again go to t->kept, the
+ * distinct thresholds that need an entry to t->fresh. Returns how many
+ * entries will then be live, or -1 with ValueError. */
+static int
+table_plan(SlowTable *t, const double *slow_at, Py_ssize_t n)
+{
+    int live = t->live;
+    for (int e = 0; e < t->len; e++) {
+        live -= bit_get(t->freed, e);
+    }
+    if (table_reserve_fresh(t, n) < 0) {
+        return -1;
+    }
+    words_clear(t->kept, t->capacity);
+    t->n_fresh = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         double threshold = slow_at[i];
         if (isnan(threshold)) {
@@ -89,31 +133,27 @@ table_plan(const SlowTable *t, uint64_t freed, const double *slow_at,
             return -1;
         }
         int e = table_find(t, threshold);
-        if (e >= 0 && !(freed >> e & 1)) {
-            plan->kept |= (uint64_t)1 << e;
+        if (e >= 0 && !bit_get(t->freed, e)) {
+            bit_set(t->kept, e);
             continue;
         }
         int seen = 0;
-        for (int j = 0; j < plan->n_fresh && !seen; j++) {
-            seen = plan->fresh[j] == threshold;
+        for (int j = 0; j < t->n_fresh && !seen; j++) {
+            seen = t->fresh[j] == threshold;
         }
-        if (seen) {
-            continue;
+        if (!seen) {
+            t->fresh[t->n_fresh++] = threshold;
         }
-        if (live + plan->n_fresh == MAX_THRESHOLDS) {
-            PyErr_Format(PyExc_ValueError,
-                         "a window can hold at most %d distinct slow "
-                         "thresholds at once",
-                         MAX_THRESHOLDS);
-            return -1;
-        }
-        plan->fresh[plan->n_fresh++] = threshold;
     }
-    return live + plan->n_fresh;
+    if (t->n_fresh > INT_MAX / 2 - live) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return live + t->n_fresh;
 }
 
 /* The capacity the table needs for `needed` live entries (entries are taken
- * lowest index first, so every live index is below the live count). */
+ * lowest index first, so every live index is below the most ever live). */
 static int
 table_capacity_for(const SlowTable *t, int needed)
 {
@@ -124,16 +164,43 @@ table_capacity_for(const SlowTable *t, int needed)
     while (capacity < needed) {
         capacity *= 2;
     }
-    return capacity < MAX_THRESHOLDS ? capacity : MAX_THRESHOLDS;
+    return capacity;
 }
 
+/* Grows one entry set to `words` words, the new ones empty. */
+static int
+words_grow(uint64_t **set, int old_words, int words)
+{
+    uint64_t *grown = PyMem_Realloc(*set, (size_t)words * sizeof(uint64_t));
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(grown + old_words, 0, (size_t)(words - old_words) * sizeof(uint64_t));
+    *set = grown;
+    return 0;
+}
+
+/* Grows the table and its scratch sets, keeping their contents. */
 static int
 table_resize(SlowTable *t, int capacity)
 {
-    if (capacity == t->capacity) {
+    if (capacity <= t->capacity) {
         return 0;
     }
-    SlowEntry *entries = PyMem_Realloc(t->entries, capacity * sizeof(SlowEntry));
+    if ((size_t)capacity > PY_SSIZE_T_MAX / sizeof(SlowEntry)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int old_words = t->capacity ? words_for(t->capacity) : 0;
+    int words = words_for(capacity);
+    if (words > old_words
+        && (words_grow(&t->freed, old_words, words) < 0
+            || words_grow(&t->kept, old_words, words) < 0
+            || words_grow(&t->counted, old_words, words) < 0)) {
+        return -1;
+    }
+    SlowEntry *entries = PyMem_Realloc(t->entries, (size_t)capacity * sizeof(SlowEntry));
     if (entries == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -141,6 +208,17 @@ table_resize(SlowTable *t, int capacity)
     t->entries = entries;
     t->capacity = capacity;
     return 0;
+}
+
+static void
+table_free(SlowTable *t)
+{
+    PyMem_Free(t->entries);
+    PyMem_Free(t->freed);
+    PyMem_Free(t->kept);
+    PyMem_Free(t->counted);
+    PyMem_Free(t->fresh);
+    *t = (SlowTable){0};
 }
 
 static void
@@ -155,15 +233,19 @@ table_remove(SlowTable *t, int e, int64_t count)
     }
 }
 
-/* Applies a plan: one more for each threshold. Returns the entries counted. */
-static uint64_t
-table_apply(SlowTable *t, const SlowPlan *plan)
+/* Applies the plan: one more for each threshold. The entries counted are
+ * left in t->counted. */
+static void
+table_apply(SlowTable *t)
 {
-    uint64_t counted = plan->kept;
+    words_clear(t->counted, t->capacity);
     for (int e = 0; e < t->len; e++) {
-        t->entries[e].count += (int64_t)(plan->kept >> e & 1);
+        if (bit_get(t->kept, e)) {
+            t->entries[e].count++;
+            bit_set(t->counted, e);
+        }
     }
-    for (int i = 0; i < plan->n_fresh; i++) {
+    for (int i = 0; i < t->n_fresh; i++) {
         int e = 0;
         while (e < t->len && t->entries[e].count != 0) {
             e++;
@@ -171,11 +253,10 @@ table_apply(SlowTable *t, const SlowPlan *plan)
         if (e == t->len) {
             t->len++;
         }
-        t->entries[e] = (SlowEntry){plan->fresh[i], 1, ++t->clock};
+        t->entries[e] = (SlowEntry){t->fresh[i], 1, ++t->clock};
         t->live++;
-        counted |= (uint64_t)1 << e;
+        bit_set(t->counted, e);
     }
-    return counted;
 }
 
 static void
@@ -190,7 +271,11 @@ table_clear(SlowTable *t)
 static PyObject *
 table_dict(const SlowTable *t)
 {
-    int order[MAX_THRESHOLDS], n = 0;
+    int *order = PyMem_New(int, t->len > 0 ? t->len : 1);
+    if (order == NULL) {
+        return PyErr_NoMemory();
+    }
+    int n = 0;
     for (int e = 0; e < t->len; e++) {
         if (t->entries[e].count == 0) {
             continue;
@@ -212,6 +297,7 @@ table_dict(const SlowTable *t)
         Py_XDECREF(key);
         Py_XDECREF(value);
     }
+    PyMem_Free(order);
     return dict;
 }
 
@@ -230,13 +316,14 @@ typedef struct {
 } Window;
 
 /* The last `size` records in a ring of slots: a duration, and flags with the
- * failure in bit 0 and table entry e in bit e + 1. Until the window is full
- * the records fill slots 0, 1, ...; then `head` is the oldest. */
+ * failure in bit 0 and table entry e in bit e + 1, in one byte per slot or,
+ * once `words` > 0, in that many 64-bit words per slot. Until the window is
+ * full the records fill slots 0, 1, ...; then `head` is the oldest. */
 typedef struct {
     Window base;
     double *durations;
-    void *flags; /* uint8_t per slot, or uint64_t once `wide` */
-    int wide;
+    void *flags;
+    int words;
     Py_ssize_t capacity;
     Py_ssize_t head;
 } CountWindow;
@@ -250,49 +337,109 @@ typedef struct {
 } Bucket;
 
 /* One bucket per second modulo `size`, each with its own totals and its
- * count per table entry (a row of `stride` counters). Clearing the window
- * starts a new generation instead of touching every bucket. */
+ * count per table entry. The buckets come in pages of PAGE_BUCKETS, each
+ * allocated when a record first lands in it, with a row of `stride`
+ * counters per bucket (entries at or past a page's stride count 0 there):
+ * a window of many seconds costs only an index of its pages up front.
+ * Clearing the window starts a new generation instead of touching every
+ * bucket. */
+#define PAGE_BUCKETS 4096
+
+typedef struct {
+    Bucket *buckets; /* NULL until touched */
+    int64_t *slow;   /* stride counters per bucket, or NULL */
+    int stride;
+} Page;
+
 typedef struct {
     Window base;
-    Bucket *buckets;
-    int64_t *bucket_slow;
-    int stride;
+    Page *pages;
+    Py_ssize_t n_pages;
     uint64_t generation;
 } TimeWindow;
 
 /* ---- CountWindow ------------------------------------------------------------*/
 
-static uint64_t
-slot_flags(const CountWindow *w, Py_ssize_t slot)
+static int
+slot_bit(const CountWindow *w, Py_ssize_t slot, int bit)
 {
-    return w->wide ? ((uint64_t *)w->flags)[slot] : ((uint8_t *)w->flags)[slot];
+    if (w->words == 0) {
+        return ((uint8_t *)w->flags)[slot] >> bit & 1;
+    }
+    return bit_get((uint64_t *)w->flags + slot * w->words, bit);
 }
 
-static void
-set_slot_flags(CountWindow *w, Py_ssize_t slot, uint64_t flags)
+/* Whether the record in `slot` failed, and whether it counts in entry e. */
+static int
+slot_failed(const CountWindow *w, Py_ssize_t slot)
 {
-    if (w->wide) {
-        ((uint64_t *)w->flags)[slot] = flags;
-    }
-    else {
-        ((uint8_t *)w->flags)[slot] = (uint8_t)flags;
-    }
+    return slot_bit(w, slot, 0);
 }
 
 static int
-count_widen(CountWindow *w)
+slot_counts(const CountWindow *w, Py_ssize_t slot, int e)
 {
-    uint64_t *flags = PyMem_New(uint64_t, w->capacity);
+    return slot_bit(w, slot, e + 1);
+}
+
+/* Stores a record's flags: its failure and the entries of `counted`. */
+static void
+set_slot(CountWindow *w, Py_ssize_t slot, int failed, const uint64_t *counted,
+         int len)
+{
+    if (w->words == 0) {
+        uint8_t flags = (uint8_t)failed;
+        for (int e = 0; e < len; e++) {
+            flags |= (uint8_t)(bit_get(counted, e) << (e + 1));
+        }
+        ((uint8_t *)w->flags)[slot] = flags;
+        return;
+    }
+    uint64_t *words = (uint64_t *)w->flags + slot * w->words;
+    memset(words, 0, (size_t)w->words * sizeof(uint64_t));
+    words[0] = (uint64_t)failed;
+    for (int e = 0; e < len; e++) {
+        if (bit_get(counted, e)) {
+            bit_set(words, e + 1);
+        }
+    }
+}
+
+/* Gives every slot room for the bits of the table's `capacity` entries,
+ * once `needed` live entries no longer fit in a byte (a new entry takes the
+ * lowest free index, so every index stays below the most entries ever
+ * live). */
+static int
+count_widen(CountWindow *w, int needed, int capacity)
+{
+    int words = words_for(capacity + 1);
+    if (needed <= NARROW_THRESHOLDS && w->words == 0) {
+        return 0;
+    }
+    if (words <= w->words) {
+        return 0;
+    }
+    if ((size_t)w->capacity > PY_SSIZE_T_MAX / ((size_t)words * sizeof(uint64_t))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    uint64_t *flags = PyMem_Calloc((size_t)w->capacity * words, sizeof(uint64_t));
     if (flags == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     for (Py_ssize_t i = 0; i < w->capacity; i++) {
-        flags[i] = ((uint8_t *)w->flags)[i];
+        if (w->words == 0) {
+            flags[i * words] = ((uint8_t *)w->flags)[i];
+        }
+        else {
+            memcpy(flags + i * words, (uint64_t *)w->flags + i * w->words,
+                   (size_t)w->words * sizeof(uint64_t));
+        }
     }
     PyMem_Free(w->flags);
     w->flags = flags;
-    w->wide = 1;
+    w->words = words;
     return 0;
 }
 
@@ -304,18 +451,19 @@ count_grow(CountWindow *w)
     if (capacity > w->base.size) {
         capacity = w->base.size;
     }
-    if (capacity > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double)) {
+    size_t width = w->words ? (size_t)w->words * sizeof(uint64_t) : sizeof(uint8_t);
+    if (capacity > (int64_t)(PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double))
+        || (size_t)capacity > PY_SSIZE_T_MAX / width) {
         PyErr_NoMemory();
         return -1;
     }
-    size_t width = w->wide ? sizeof(uint64_t) : sizeof(uint8_t);
     double *durations = PyMem_Realloc(w->durations, capacity * sizeof(double));
     if (durations == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     w->durations = durations;
-    void *flags = PyMem_Realloc(w->flags, capacity * width);
+    void *flags = PyMem_Realloc(w->flags, (size_t)capacity * width);
     if (flags == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -332,18 +480,20 @@ count_add(CountWindow *w, int success, double duration, const double *slow_at,
     Window *b = &w->base;
     SlowTable *t = &b->slow;
     int full = b->totals.total_count == b->size;
-    uint64_t leaving = full ? slot_flags(w, w->head) >> 1 : 0;
-    uint64_t freed = 0;
-    for (int e = 0; e < t->len; e++) {
-        if ((leaving >> e & 1) && t->entries[e].count == 1) {
-            freed |= (uint64_t)1 << e;
+    /* Without thresholds, live or new, the table has nothing to do. */
+    int slow = n_slow > 0 || t->len > 0;
+    if (slow) {
+        words_clear(t->freed, t->capacity);
+        for (int e = 0; full && e < t->len; e++) {
+            if (slot_counts(w, w->head, e) && t->entries[e].count == 1) {
+                bit_set(t->freed, e);
+            }
         }
-    }
-    SlowPlan plan;
-    int needed = table_plan(t, freed, slow_at, n_slow, &plan);
-    if (needed < 0 || table_resize(t, table_capacity_for(t, needed)) < 0
-        || (needed > NARROW_THRESHOLDS && !w->wide && count_widen(w) < 0)) {
-        return -1;
+        int needed = table_plan(t, slow_at, n_slow);
+        if (needed < 0 || table_resize(t, table_capacity_for(t, needed)) < 0
+            || count_widen(w, needed, t->capacity) < 0) {
+            return -1;
+        }
     }
     if (!full && b->totals.total_count == w->capacity && count_grow(w) < 0) {
         return -1;
@@ -353,17 +503,20 @@ count_add(CountWindow *w, int success, double duration, const double *slow_at,
         slot = w->head;
         w->head = slot + 1 == w->capacity ? 0 : slot + 1;
         b->totals.total_count--;
-        b->totals.failure_count -= (int64_t)(slot_flags(w, slot) & 1);
+        b->totals.failure_count -= slot_failed(w, slot);
         b->totals.total_duration = b->totals.total_duration - w->durations[slot];
-        for (int e = 0; leaving >> e != 0; e++) {
-            if (leaving >> e & 1) {
+        int len = t->len;
+        for (int e = 0; e < len; e++) {
+            if (slot_counts(w, slot, e)) {
                 table_remove(t, e, 1);
             }
         }
     }
-    uint64_t counted = table_apply(t, &plan);
+    if (slow) {
+        table_apply(t);
+    }
     w->durations[slot] = duration;
-    set_slot_flags(w, slot, counted << 1 | (success ? 0 : 1));
+    set_slot(w, slot, !success, t->counted, t->len);
     b->totals.total_count++;
     b->totals.failure_count += success ? 0 : 1;
     b->totals.total_duration = b->totals.total_duration + duration;
@@ -380,41 +533,84 @@ count_clear(CountWindow *w)
 
 /* ---- TimeWindow -------------------------------------------------------------*/
 
+static Page *
+page_of(TimeWindow *w, Py_ssize_t index)
+{
+    return &w->pages[index / PAGE_BUCKETS];
+}
+
+/* How many buckets the page holding bucket `index` has. */
+static Py_ssize_t
+page_len(const TimeWindow *w, Py_ssize_t index)
+{
+    int64_t left = w->base.size - (int64_t)(index / PAGE_BUCKETS) * PAGE_BUCKETS;
+    return left < PAGE_BUCKETS ? (Py_ssize_t)left : PAGE_BUCKETS;
+}
+
+/* Bucket `index`, its page allocated first if need be (NULL with
+ * MemoryError when that fails, the window unchanged). */
+static Bucket *
+time_bucket(TimeWindow *w, Py_ssize_t index)
+{
+    Page *page = page_of(w, index);
+    if (page->buckets == NULL) {
+        page->buckets = PyMem_Calloc((size_t)page_len(w, index), sizeof(Bucket));
+        if (page->buckets == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+    }
+    return &page->buckets[index % PAGE_BUCKETS];
+}
+
+/* The counters of bucket `index` (its page allocated), or NULL when the page
+ * has none yet. */
 static int64_t *
 bucket_row(TimeWindow *w, Py_ssize_t index)
 {
-    return w->stride ? w->bucket_slow + index * w->stride : NULL;
+    Page *page = page_of(w, index);
+    return page->stride ? page->slow + (index % PAGE_BUCKETS) * page->stride : NULL;
 }
 
-/* Gives every bucket room for `stride` threshold counters. */
-static int
-time_restride(TimeWindow *w, int stride)
+/* Bucket `index`'s count for entry e. */
+static int64_t
+row_get(TimeWindow *w, Py_ssize_t index, int e)
 {
-    if (stride <= w->stride) {
+    Page *page = page_of(w, index);
+    return e < page->stride ? page->slow[(index % PAGE_BUCKETS) * page->stride + e] : 0;
+}
+
+/* Gives the buckets of the page holding bucket `index` room for `stride`
+ * threshold counters. */
+static int
+time_restride(TimeWindow *w, Py_ssize_t index, int stride)
+{
+    Page *page = page_of(w, index);
+    if (stride <= page->stride) {
         return 0;
     }
-    Py_ssize_t size = (Py_ssize_t)w->base.size;
-    if ((size_t)size > PY_SSIZE_T_MAX / ((size_t)stride * sizeof(int64_t))) {
+    Py_ssize_t n = page_len(w, index);
+    if ((size_t)n > PY_SSIZE_T_MAX / ((size_t)stride * sizeof(int64_t))) {
         PyErr_NoMemory();
         return -1;
     }
-    int64_t *rows = PyMem_Calloc((size_t)size * stride, sizeof(int64_t));
+    int64_t *rows = PyMem_Calloc((size_t)n * stride, sizeof(int64_t));
     if (rows == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    for (Py_ssize_t i = 0; i < size && w->stride > 0; i++) {
-        memcpy(rows + i * stride, bucket_row(w, i), w->stride * sizeof(int64_t));
+    for (Py_ssize_t i = 0; i < n && page->stride > 0; i++) {
+        memcpy(rows + i * stride, page->slow + i * page->stride,
+               page->stride * sizeof(int64_t));
     }
-    PyMem_Free(w->bucket_slow);
-    w->bucket_slow = rows;
-    w->stride = stride;
+    PyMem_Free(page->slow);
+    page->slow = rows;
+    page->stride = stride;
     return 0;
 }
 
 /* Python's int(timestamp) % size, given second = trunc(timestamp): trunc and
- * fmod are exact on doubles, and size is far below 2**53 (its buckets were
- * allocated). */
+ * fmod are exact on doubles, and size is at most 2**53 (window_allocate). */
 static Py_ssize_t
 bucket_index(double second, int64_t size)
 {
@@ -442,28 +638,33 @@ time_add(TimeWindow *w, int success, double duration, const double *slow_at,
     }
     double second = trunc(timestamp);
     Py_ssize_t index = bucket_index(second, b->size);
-    Bucket *bucket = &w->buckets[index];
+    Bucket *bucket = time_bucket(w, index);
+    if (bucket == NULL) {
+        return -1;
+    }
     if (bucket->generation != w->generation) {
         /* Left over from before a clear: empty already, tidy it up. */
         *bucket = (Bucket){.generation = w->generation};
-        if (w->stride > 0) {
-            memset(bucket_row(w, index), 0, w->stride * sizeof(int64_t));
+        if (page_of(w, index)->stride > 0) {
+            memset(bucket_row(w, index), 0,
+                   page_of(w, index)->stride * sizeof(int64_t));
         }
     }
     int stale = bucket->count > 0 && bucket->second != second;
-    uint64_t freed = 0;
-    if (stale) {
-        int64_t *row = bucket_row(w, index);
+    /* Without thresholds, live or new, the table has nothing to do. */
+    int slow = n_slow > 0 || t->len > 0;
+    words_clear(t->freed, t->capacity);
+    if (stale && slow) {
         for (int e = 0; e < t->len; e++) {
-            if (row[e] > 0 && row[e] == t->entries[e].count) {
-                freed |= (uint64_t)1 << e;
+            int64_t held = row_get(w, index, e);
+            if (held > 0 && held == t->entries[e].count) {
+                bit_set(t->freed, e);
             }
         }
     }
-    SlowPlan plan;
-    int needed = table_plan(t, freed, slow_at, n_slow, &plan);
+    int needed = slow ? table_plan(t, slow_at, n_slow) : 0;
     int capacity = needed < 0 ? 0 : table_capacity_for(t, needed);
-    if (needed < 0 || time_restride(w, capacity) < 0
+    if (needed < 0 || (slow && time_restride(w, index, capacity) < 0)
         || table_resize(t, capacity) < 0) {
         return -1;
     }
@@ -481,9 +682,11 @@ time_add(TimeWindow *w, int success, double duration, const double *slow_at,
         *bucket = (Bucket){.generation = w->generation};
     }
     bucket->second = second;
-    uint64_t counted = table_apply(t, &plan);
-    for (int e = 0; counted >> e != 0; e++) {
-        row[e] += (int64_t)(counted >> e & 1);
+    if (slow) {
+        table_apply(t);
+        for (int e = 0; e < t->len; e++) {
+            row[e] += bit_get(t->counted, e);
+        }
     }
     bucket->count++;
     bucket->failures += success ? 0 : 1;
@@ -551,15 +754,17 @@ window_free_storage(Window *w)
         c->durations = NULL;
         c->flags = NULL;
         c->capacity = 0;
-        c->wide = 0;
+        c->words = 0;
     }
     else {
         TimeWindow *t = (TimeWindow *)w;
-        PyMem_Free(t->buckets);
-        PyMem_Free(t->bucket_slow);
-        t->buckets = NULL;
-        t->bucket_slow = NULL;
-        t->stride = 0;
+        for (Py_ssize_t p = 0; p < t->n_pages; p++) {
+            PyMem_Free(t->pages[p].buckets);
+            PyMem_Free(t->pages[p].slow);
+        }
+        PyMem_Free(t->pages);
+        t->pages = NULL;
+        t->n_pages = 0;
     }
 }
 
@@ -585,17 +790,25 @@ window_allocate(Window *w, int64_t size)
         c->head = 0;
     }
     else {
-        if ((uint64_t)size > PY_SSIZE_T_MAX / sizeof(Bucket)) {
-            PyErr_NoMemory();
-            return -1;
+        /* Only the index of the pages is allocated up front. Beyond 2**53
+         * seconds bucket_index would not be exact, and no machine has the
+         * memory for such an index anyway. */
+        int64_t n_pages = size / PAGE_BUCKETS + (size % PAGE_BUCKETS != 0);
+        Page *pages = NULL;
+        if (size <= ((int64_t)1 << 53)
+            && (uint64_t)n_pages <= PY_SSIZE_T_MAX / sizeof(Page)) {
+            pages = PyMem_Calloc((size_t)n_pages, sizeof(Page));
         }
-        Bucket *buckets = PyMem_Calloc((size_t)size, sizeof(Bucket));
-        if (buckets == NULL) {
-            PyErr_NoMemory();
+        if (pages == NULL) {
+            PyErr_Format(PyExc_MemoryError,
+                         "TimeWindow size %lld is too large: not enough memory "
+                         "for the index of its buckets",
+                         (long long)size);
             return -1;
         }
         window_free_storage(w);
-        ((TimeWindow *)w)->buckets = buckets;
+        ((TimeWindow *)w)->pages = pages;
+        ((TimeWindow *)w)->n_pages = (Py_ssize_t)n_pages;
     }
     w->size = size;
     w->totals = (FgTotals){0, 0, 0.0};
@@ -611,34 +824,40 @@ window_state(PyObject *self)
 
 /* ---- the entry points of components.h ---------------------------------------*/
 
-/* The built-in `window` is an instance of, or NULL. */
-static PyTypeObject *
-builtin_type(FgState *st, PyObject *window)
+/* Whether an instance of a subclass with a __dict__ holds one of the
+ * window methods itself: `window.record(r)` would then call that. */
+static int
+instance_shadows_methods(FgState *st, PyObject *window)
 {
-    PyTypeObject *types[] = {(PyTypeObject *)st->CountWindow_Type,
-                             (PyTypeObject *)st->TimeWindow_Type};
-    for (int i = 0; i < 2; i++) {
-        if (PyObject_TypeCheck(window, types[i])) {
-            return types[i];
+    PyObject *dict = PyObject_GenericGetDict(window, NULL);
+    if (dict == NULL) {
+        PyErr_Clear();
+        return 1; /* no answer: the Python path is right either way */
+    }
+    int shadows = 0;
+    PyObject *names[] = {st->s_record, st->s_get_metric, st->s_reset};
+    for (int i = 0; i < 3 && !shadows; i++) {
+        shadows = PyDict_Check(dict) ? PyDict_Contains(dict, names[i]) : 1;
+        if (shadows < 0) {
+            PyErr_Clear();
+            shadows = 1;
         }
     }
-    return NULL;
+    Py_DECREF(dict);
+    return shadows;
 }
 
+/* The window family's kinds are in WindowKind's order. */
 int
-fg_window_is_native(FgState *st, PyObject *window)
+fg_window_native_kind(FgState *st, PyObject *window)
 {
-    PyTypeObject *builtin = builtin_type(st, window);
-    PyTypeObject *type = Py_TYPE(window);
-    return builtin != NULL && fg_inherits_method(type, builtin, st->s_record)
-           && fg_inherits_method(type, builtin, st->s_get_metric)
-           && fg_inherits_method(type, builtin, st->s_reset);
-}
-
-int
-fg_window_needs_timestamp(FgState *st, PyObject *window)
-{
-    return PyObject_TypeCheck(window, (PyTypeObject *)st->TimeWindow_Type);
+    int kind = fg_native_kind(st, FG_FAMILY_WINDOW, window);
+    if (kind == FG_PYTHON
+        || (Py_TYPE(window)->tp_dictoffset != 0
+            && instance_shadows_methods(st, window))) {
+        return FG_WINDOW_PYTHON;
+    }
+    return kind == TIME_WINDOW ? FG_WINDOW_TIMED : FG_WINDOW_NATIVE;
 }
 
 int
@@ -877,7 +1096,7 @@ window_dealloc(PyObject *self)
     Window *w = (Window *)self;
     PyObject_GC_UnTrack(self);
     window_free_storage(w);
-    PyMem_Free(w->slow.entries);
+    table_free(&w->slow);
     type->tp_free(self);
     Py_DECREF(type);
 }
@@ -908,14 +1127,19 @@ instance_dict(PyObject *self, PyObject **out)
     return *out == NULL ? -1 : 0;
 }
 
-/* The thresholds of the table entries whose bits are set in `bits`. */
+/* The thresholds of the table entries the record in `slot` counts in. */
 static PyObject *
-thresholds_tuple(const SlowTable *t, uint64_t bits)
+slot_thresholds(const CountWindow *w, Py_ssize_t slot)
 {
-    PyObject *tuple = PyTuple_New(bit_count(bits));
+    const SlowTable *t = &w->base.slow;
+    Py_ssize_t n = 0;
+    for (int e = 0; e < t->len; e++) {
+        n += slot_counts(w, slot, e);
+    }
+    PyObject *tuple = PyTuple_New(n);
     Py_ssize_t k = 0;
-    for (int e = 0; tuple != NULL && bits != 0; e++, bits >>= 1) {
-        if (bits & 1) {
+    for (int e = 0; tuple != NULL && e < t->len; e++) {
+        if (slot_counts(w, slot, e)) {
             PyObject *threshold = PyFloat_FromDouble(t->entries[e].threshold);
             if (threshold == NULL) {
                 Py_CLEAR(tuple);
@@ -935,12 +1159,12 @@ count_records(CountWindow *w)
     PyObject *records = PyList_New(n);
     for (Py_ssize_t i = 0; records != NULL && i < n; i++) {
         Py_ssize_t slot = (w->head + i) % w->capacity;
-        uint64_t flags = slot_flags(w, slot);
-        PyObject *slow_at = thresholds_tuple(&w->base.slow, flags >> 1);
+        PyObject *slow_at = slot_thresholds(w, slot);
         PyObject *duration = slow_at ? PyFloat_FromDouble(w->durations[slot]) : NULL;
         PyObject *record = NULL;
         if (duration != NULL) {
-            record = PyTuple_Pack(3, flags & 1 ? Py_False : Py_True, duration, slow_at);
+            record = PyTuple_Pack(3, slot_failed(w, slot) ? Py_False : Py_True,
+                                  duration, slow_at);
         }
         Py_XDECREF(slow_at);
         Py_XDECREF(duration);
@@ -960,18 +1184,22 @@ time_buckets(TimeWindow *w)
     const SlowTable *t = &w->base.slow;
     PyObject *buckets = PyList_New(0);
     for (Py_ssize_t i = 0; buckets != NULL && i < (Py_ssize_t)w->base.size; i++) {
-        const Bucket *bucket = &w->buckets[i];
+        if (page_of(w, i)->buckets == NULL) {
+            i += PAGE_BUCKETS - 1 - i % PAGE_BUCKETS; /* the whole page is empty */
+            continue;
+        }
+        const Bucket *bucket = &page_of(w, i)->buckets[i % PAGE_BUCKETS];
         if (bucket->generation != w->generation || bucket->count == 0) {
             continue;
         }
-        const int64_t *row = bucket_row(w, i);
         PyObject *slow = PyDict_New();
-        for (int e = 0; slow != NULL && row != NULL && e < t->len; e++) {
-            if (row[e] == 0) {
+        for (int e = 0; slow != NULL && e < t->len; e++) {
+            int64_t count = row_get(w, i, e);
+            if (count == 0) {
                 continue;
             }
             PyObject *key = PyFloat_FromDouble(t->entries[e].threshold);
-            PyObject *value = key ? PyLong_FromLongLong(row[e]) : NULL;
+            PyObject *value = key ? PyLong_FromLongLong(count) : NULL;
             if (value == NULL || PyDict_SetItem(slow, key, value) < 0) {
                 Py_CLEAR(slow);
             }
@@ -1068,6 +1296,21 @@ state_double(PyObject *obj, const char *name, const char *what, double *out)
     return -1;
 }
 
+/* A duration of a state: a real number, neither NaN nor negative. */
+static int
+state_duration(PyObject *obj, const char *name, const char *what, double *out)
+{
+    if (state_double(obj, name, what, out) < 0) {
+        return -1;
+    }
+    if (isnan(*out) || *out < 0) {
+        PyErr_Format(PyExc_ValueError, "%s state: %s must not be NaN or negative",
+                     name, what);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 state_int64(PyObject *obj, const char *name, const char *what, int64_t *out)
 {
@@ -1103,18 +1346,17 @@ count_restore(CountWindow *w, PyObject *records)
             rc = -1;
             break;
         }
-        double duration, slow_at[MAX_THRESHOLDS];
+        double duration, *slow_at = NULL;
         PyObject *slow_items = NULL;
-        rc = state_double(PyTuple_GET_ITEM(record, 1), name, "record duration", &duration);
+        rc = state_duration(PyTuple_GET_ITEM(record, 1), name, "record duration",
+                            &duration);
         if (rc == 0) {
             slow_items = state_items(PyTuple_GET_ITEM(record, 2), name, "record slow_at");
             rc = slow_items ? 0 : -1;
         }
         Py_ssize_t n_slow = slow_items ? PyTuple_GET_SIZE(slow_items) : 0;
-        if (n_slow > MAX_THRESHOLDS) {
-            PyErr_Format(PyExc_ValueError,
-                         "%s state: a record lists more than %d slow thresholds",
-                         name, MAX_THRESHOLDS);
+        if (rc == 0 && n_slow > 0 && (slow_at = PyMem_New(double, n_slow)) == NULL) {
+            PyErr_NoMemory();
             rc = -1;
         }
         for (Py_ssize_t k = 0; rc == 0 && k < n_slow; k++) {
@@ -1126,6 +1368,7 @@ count_restore(CountWindow *w, PyObject *records)
             rc = count_add(w, PyTuple_GET_ITEM(record, 0) == Py_True, duration, slow_at,
                            n_slow);
         }
+        PyMem_Free(slow_at);
     }
     Py_DECREF(items);
     return rc;
@@ -1157,7 +1400,9 @@ time_restore_slow(TimeWindow *w, Py_ssize_t index, PyObject *slow_counts)
         if (rc == 0) {
             rc = state_int64(PyTuple_GET_ITEM(pair, 1), name, "slow count", &count);
         }
-        if (rc == 0 && (isnan(threshold) || count < 1 || count > w->buckets[index].count)) {
+        if (rc == 0
+            && (isnan(threshold) || count < 1
+                || count > page_of(w, index)->buckets[index % PAGE_BUCKETS].count)) {
             PyErr_Format(PyExc_ValueError,
                          "%s state: a bucket's slow counts must be between 1 and "
                          "its count, for thresholds that are not NaN",
@@ -1166,22 +1411,23 @@ time_restore_slow(TimeWindow *w, Py_ssize_t index, PyObject *slow_counts)
         }
         int e = rc == 0 ? table_find(t, threshold) : -1;
         if (rc == 0 && e < 0) {
-            if (t->len == MAX_THRESHOLDS) {
-                PyErr_Format(PyExc_ValueError,
-                             "a window can hold at most %d distinct slow "
-                             "thresholds at once",
-                             MAX_THRESHOLDS);
+            if (t->len == INT_MAX / 2) {
+                PyErr_NoMemory();
                 rc = -1;
                 break;
             }
             int capacity = table_capacity_for(t, t->len + 1);
-            if (time_restride(w, capacity) < 0 || table_resize(t, capacity) < 0) {
+            if (table_resize(t, capacity) < 0) {
                 rc = -1;
                 break;
             }
             e = t->len++;
             t->entries[e] = (SlowEntry){threshold, 0, ++t->clock};
             t->live++;
+        }
+        if (rc == 0 && time_restride(w, index, t->capacity) < 0) {
+            rc = -1;
+            break;
         }
         if (rc == 0) {
             int64_t *row = bucket_row(w, index);
@@ -1225,7 +1471,7 @@ time_restore(TimeWindow *w, PyObject *buckets)
             || state_int64(PyTuple_GET_ITEM(item, 1), name, "bucket count", &count) < 0
             || state_int64(PyTuple_GET_ITEM(item, 2), name, "bucket failures",
                            &failures) < 0
-            || state_double(PyTuple_GET_ITEM(item, 3), name, "bucket duration",
+            || state_duration(PyTuple_GET_ITEM(item, 3), name, "bucket duration",
                             &duration) < 0) {
             rc = -1;
             break;
@@ -1246,7 +1492,11 @@ time_restore(TimeWindow *w, PyObject *buckets)
             break;
         }
         Py_ssize_t index = bucket_index(second, w->base.size);
-        Bucket *bucket = &w->buckets[index];
+        Bucket *bucket = time_bucket(w, index);
+        if (bucket == NULL) {
+            rc = -1;
+            break;
+        }
         if (bucket->count > 0) {
             PyErr_Format(PyExc_ValueError,
                          "%s state: two buckets fall in the same slot", name);
@@ -1272,17 +1522,19 @@ table_set_order(SlowTable *t, PyObject *thresholds, const char *name)
         return -1;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(items);
-    uint64_t seen = 0;
+    /* The scratch set t->kept marks the entries named so far. */
+    uint64_t *seen = t->kept;
+    words_clear(seen, t->capacity);
     int rc = 0;
     for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
         double threshold;
         rc = state_double(PyTuple_GET_ITEM(items, i), name, "threshold", &threshold);
         int e = rc == 0 ? table_find(t, threshold) : -1;
-        if (rc == 0 && (e < 0 || (seen >> e & 1))) {
+        if (rc == 0 && (e < 0 || bit_get(seen, e))) {
             rc = -1;
         }
         else if (rc == 0) {
-            seen |= (uint64_t)1 << e;
+            bit_set(seen, e);
             t->entries[e].since = (uint64_t)i + 1;
         }
     }
@@ -1357,7 +1609,7 @@ window_setstate(PyObject *self, PyObject *state)
     PyTypeObject *type = (PyTypeObject *)(w->kind == COUNT_WINDOW ? st->CountWindow_Type
                                                                    : st->TimeWindow_Type);
     Window *scratch = NULL;
-    int rc = state_double(PyTuple_GET_ITEM(state, 1), name, "total_duration",
+    int rc = state_duration(PyTuple_GET_ITEM(state, 1), name, "total_duration",
                           &total_duration);
     if (rc == 0) {
         scratch = (Window *)window_new(type, w->kind);
@@ -1423,8 +1675,7 @@ static PyGetSetDef window_getset[] = {
 };
 
 #define WINDOW_FLAGS                                                          \
-    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE       \
-     | Py_TPFLAGS_HAVE_GC)
+    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC)
 
 PyDoc_STRVAR(count_window_doc,
 "CountWindow(size)\n"
