@@ -5,4 +5,20 @@ from fluxgate.circuitbreaker import AsyncCircuitBreaker, CircuitBreaker
 from fluxgate.errors import CallNotPermittedError
 from fluxgate.state import State
 
+# The submodules are attributes of the package after `import fluxgate`, as in
+# fluxgate 0.9.4 (none of them imports an optional dependency).
+from fluxgate import (  # noqa: E402
+    circuitbreaker as circuitbreaker,
+    errors as errors,
+    listeners as listeners,
+    metric as metric,
+    permits as permits,
+    retries as retries,
+    signal as signal,
+    state as state,
+    trackers as trackers,
+    trippers as trippers,
+    windows as windows,
+)
+
 __all__ = ["AsyncCircuitBreaker", "CallNotPermittedError", "CircuitBreaker", "State"]

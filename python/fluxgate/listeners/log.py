@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from fluxgate.listeners._time import format_timestamp
-from fluxgate.listeners.base import Listener
-from fluxgate.signal import Signal
+from fluxgate.listeners.base import Listener as Listener
+from fluxgate.signal import Signal as Signal
 from fluxgate.state import State
 
 __all__ = ["LogListener"]

@@ -17,8 +17,8 @@ except ImportError as error:
         "install it with `pip install fluxgate[prometheus]`"
     ) from error
 
-from fluxgate.listeners.base import Listener
-from fluxgate.signal import Signal
+from fluxgate.listeners.base import Listener as Listener
+from fluxgate.signal import Signal as Signal
 from fluxgate.state import State
 
 __all__ = ["PrometheusListener"]
