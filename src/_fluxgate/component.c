@@ -4,6 +4,8 @@
  * and copy. */
 #include "components.h"
 
+#include <string.h>
+
 int
 fg_plain_traverse(PyObject *self, visitproc visit, void *arg)
 {
@@ -76,4 +78,98 @@ done:
     Py_XDECREF(state);
     Py_XDECREF(newobj_ex);
     return result;
+}
+
+/* ---- argument errors and initialisation ----------------------------------*/
+
+int
+fg_bind_error(const char *key, PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+        return -1;
+    }
+    PyObject *original = PyErr_GetRaisedException();
+    PyObject *module = PyImport_ImportModule("fluxgate._signatures");
+    PyObject *result = NULL;
+    if (module != NULL) {
+        PyObject *no_args = args == NULL ? PyTuple_New(0) : Py_NewRef(args);
+        if (no_args != NULL) {
+            result = PyObject_CallMethod(module, "bind_error", "sOOO", key, self,
+                                         no_args, kwargs ? kwargs : Py_None);
+            Py_DECREF(no_args);
+        }
+        Py_DECREF(module);
+    }
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
+        /* The stub did not bind: Python's own message replaces ours. */
+        Py_DECREF(original);
+        return -1;
+    }
+    /* The arguments bind (or the stub could not be reached): ours stands. */
+    Py_XDECREF(result);
+    PyErr_Clear();
+    PyErr_SetRaisedException(original);
+    return -1;
+}
+
+PyObject *
+fg_bind_error_fast(const char *key, PyObject *self, PyObject *const *args,
+                   Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+        return NULL;
+    }
+    PyObject *original = PyErr_GetRaisedException();
+    PyObject *tuple = PyTuple_New(nargs);
+    PyObject *dict = NULL;
+    int ok = tuple != NULL;
+    for (Py_ssize_t i = 0; ok && i < nargs; i++) {
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
+    }
+    if (ok && kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        dict = PyDict_New();
+        ok = dict != NULL;
+        for (Py_ssize_t i = 0; ok && i < PyTuple_GET_SIZE(kwnames); i++) {
+            ok = PyDict_SetItem(dict, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) == 0;
+        }
+    }
+    if (!ok) {
+        Py_XDECREF(tuple);
+        Py_XDECREF(dict);
+        Py_DECREF(original);
+        return NULL;
+    }
+    PyErr_SetRaisedException(original);
+    (void)fg_bind_error(key, self, tuple, dict);
+    Py_DECREF(tuple);
+    Py_XDECREF(dict);
+    return NULL;
+}
+
+static const char *
+short_type_name(PyObject *self)
+{
+    const char *name = Py_TYPE(self)->tp_name;
+    const char *dot = strrchr(name, '.');
+    return dot ? dot + 1 : name;
+}
+
+int
+fg_already_initialised(PyObject *self)
+{
+    PyErr_Format(PyExc_TypeError,
+                 "%.200s object is already initialised: __init__() may not be "
+                 "called again",
+                 short_type_name(self));
+    return -1;
+}
+
+int
+fg_not_initialised(PyObject *self)
+{
+    PyErr_Format(PyExc_TypeError,
+                 "%.200s object is not initialised: its __init__() was not "
+                 "called (a subclass's __init__ must call super().__init__())",
+                 short_type_name(self));
+    return -1;
 }

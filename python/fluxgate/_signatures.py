@@ -1,0 +1,289 @@
+"""The Python signatures of the classes and methods implemented in C.
+
+Each stub below is a Python function with the signature fluxgate 0.9.4 gave
+the same method: parameter names, kinds, defaults and annotations (strings,
+as 0.9.4's ``from __future__ import annotations`` made them). They serve two
+purposes:
+
+- Argument errors: the native code parses its arguments itself and, only when
+  they do not bind, calls :func:`bind_error`, which calls the stub with the
+  same arguments so that the interpreter raises the ``TypeError`` a Python
+  method raises, word for word (``CircuitBreaker.__init__() got an
+  unexpected keyword argument 'name'``).
+- Introspection: :func:`install` gives the native classes a ``__signature__``
+  (and the native methods a descriptor carrying one) built from the stubs.
+
+A stub never runs its body: binding either fails or the native parser's own
+error stands.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["bind_error", "install", "signature"]
+
+_STUBS: dict[str, Callable[..., Any]] = {}
+
+
+def _stub(key: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a stub under ``module.Class.method``; its qualname becomes
+    ``Class.method``, which is what Python's own messages name."""
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        parts = key.split(".")
+        func.__qualname__ = ".".join(parts[-2:])
+        func.__module__ = ".".join(parts[:-2])
+        _STUBS[key] = func
+        return func
+
+    return register
+
+
+def _no_init(key: str) -> None:
+    """A class without ``__init__``: calling it with arguments raises
+    ``Name() takes no arguments``, as object's constructor does."""
+    parts = key.split(".")
+    cls = type(parts[-2], (), {"__module__": ".".join(parts[:-2])})
+
+    def construct(self: object, /, *args: Any, **kwargs: Any) -> None:
+        cls(*args, **kwargs)
+
+    _STUBS[key] = construct
+
+
+# ---- fluxgate.circuitbreaker ------------------------------------------------
+
+_CB = "fluxgate.circuitbreaker.CircuitBreaker"
+
+
+@_stub(f"{_CB}.__init__")
+def _cb_init(
+    self: Any,
+    window: Window | None = None,  # noqa: F821
+    tracker: Tracker | None = None,  # noqa: F821
+    tripper: Tripper | None = None,  # noqa: F821
+    retry: Retry | None = None,  # noqa: F821
+    permit: Permit | None = None,  # noqa: F821
+    listeners: Iterable[Listener] = (),  # noqa: F821
+) -> None: ...
+
+
+@_stub(f"{_CB}.__call__")
+def _cb_decorate(
+    self: Any,
+    func: Callable[P, R] | None = None,  # noqa: F821
+    *,
+    fallback: Callable[[Exception], R] | None = None,  # noqa: F821
+) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]: ...  # noqa: F821
+
+
+@_stub(f"{_CB}.call")
+def _cb_call(
+    self: Any,
+    func: Callable[P, R],  # noqa: F821
+    /,
+    *args: P.args,  # noqa: F821
+    **kwargs: P.kwargs,  # noqa: F821
+) -> R: ...  # noqa: F821
+
+
+@_stub(f"{_CB}.call_with_fallback")
+def _cb_call_with_fallback(
+    self: Any,
+    func: Callable[P, R],  # noqa: F821
+    fallback: Callable[[Exception], R],  # noqa: F821
+    /,
+    *args: P.args,  # noqa: F821
+    **kwargs: P.kwargs,  # noqa: F821
+) -> R: ...  # noqa: F821
+
+
+@_stub(f"{_CB}.info")
+def _cb_info(self: Any) -> CircuitBreakerInfo: ...  # noqa: F821
+
+
+@_stub(f"{_CB}.reset")
+def _cb_reset(self: Any) -> None: ...
+
+
+@_stub(f"{_CB}.disable")
+def _cb_disable(self: Any) -> None: ...
+
+
+@_stub(f"{_CB}.metrics_only")
+def _cb_metrics_only(self: Any) -> None: ...
+
+
+@_stub(f"{_CB}.force_open")
+def _cb_force_open(self: Any) -> None: ...
+
+
+# ---- fluxgate.metric --------------------------------------------------------
+
+_METRIC = "fluxgate.metric.Metric"
+
+
+@_stub(f"{_METRIC}.__init__")
+def _metric_init(
+    self: Any,
+    *,
+    total_count: int,
+    total_duration: float,
+    failure_count: int,
+    slow_counts: Mapping[float, int],  # noqa: F821
+) -> None: ...
+
+
+@_stub(f"{_METRIC}.empty")
+def _metric_empty(cls: Any) -> Metric: ...  # noqa: F821
+
+
+@_stub(f"{_METRIC}.from_record")
+def _metric_from_record(cls: Any, record: Record) -> Metric: ...  # noqa: F821
+
+
+@_stub(f"{_METRIC}.slow_rate")
+def _metric_slow_rate(self: Any, threshold: float) -> float | None: ...
+
+
+# ---- fluxgate.windows -------------------------------------------------------
+
+for _window in ("CountWindow", "TimeWindow"):
+    _W = f"fluxgate.windows.{_window}"
+
+    @_stub(f"{_W}.__init__")
+    def _window_init(self: Any, size: int) -> None: ...
+
+    @_stub(f"{_W}.record")
+    def _window_record(self: Any, record: Record) -> None: ...  # noqa: F821
+
+    @_stub(f"{_W}.get_metric")
+    def _window_get_metric(self: Any) -> Metric: ...  # noqa: F821
+
+    @_stub(f"{_W}.reset")
+    def _window_reset(self: Any) -> None: ...
+
+
+# ---- fluxgate.trackers ------------------------------------------------------
+
+for _tracker in ("All", "TypeOf", "Custom"):
+
+    @_stub(f"fluxgate.trackers.{_tracker}.__call__")
+    def _tracker_call(self: Any, exception: Exception) -> bool: ...
+
+
+_no_init("fluxgate.trackers.All.__init__")
+
+
+@_stub("fluxgate.trackers.TypeOf.__init__")
+def _typeof_init(self: Any, *types: type[Exception]) -> None: ...
+
+
+@_stub("fluxgate.trackers.Custom.__init__")
+def _custom_init(self: Any, func: Callable[[Exception], bool]) -> None: ...
+
+
+# ---- fluxgate.trippers ------------------------------------------------------
+
+_TRIPPERS = ("Closed", "HalfOpened", "MinRequests", "FailureRate", "AvgLatency",
+             "SlowRate", "FailureStreak")  # fmt: skip
+for _tripper in _TRIPPERS:
+
+    @_stub(f"fluxgate.trippers.{_tripper}.__call__")
+    def _tripper_call(self: Any, ctx: CallContext) -> bool: ...  # noqa: F821
+
+
+_no_init("fluxgate.trippers.Closed.__init__")
+_no_init("fluxgate.trippers.HalfOpened.__init__")
+
+
+@_stub("fluxgate.trippers.MinRequests.__init__")
+def _min_requests_init(self: Any, count: int) -> None: ...
+
+
+@_stub("fluxgate.trippers.FailureRate.__init__")
+def _failure_rate_init(self: Any, ratio: float) -> None: ...
+
+
+@_stub("fluxgate.trippers.AvgLatency.__init__")
+def _avg_latency_init(self: Any, threshold: float) -> None: ...
+
+
+@_stub("fluxgate.trippers.SlowRate.__init__")
+def _slow_rate_init(self: Any, ratio: float, *, threshold: float) -> None: ...
+
+
+@_stub("fluxgate.trippers.FailureStreak.__init__")
+def _failure_streak_init(self: Any, count: int) -> None: ...
+
+
+# ---- fluxgate.retries -------------------------------------------------------
+
+for _retry in ("Always", "Never", "Cooldown", "Backoff"):
+
+    @_stub(f"fluxgate.retries.{_retry}.__call__")
+    def _retry_call(self: Any, changed_at: float, reopens: int) -> bool: ...
+
+
+_no_init("fluxgate.retries.Always.__init__")
+_no_init("fluxgate.retries.Never.__init__")
+
+
+@_stub("fluxgate.retries.Cooldown.__init__")
+def _cooldown_init(self: Any, duration: float, jitter_ratio: float = 0.0) -> None: ...
+
+
+@_stub("fluxgate.retries.Backoff.__init__")
+def _backoff_init(
+    self: Any,
+    initial: float,
+    multiplier: float = 2.0,
+    max_duration: float = 300.0,
+    jitter_ratio: float = 0.0,
+) -> None: ...
+
+
+# ---- fluxgate.permits -------------------------------------------------------
+
+for _permit in ("All", "Random", "RampUp"):
+
+    @_stub(f"fluxgate.permits.{_permit}.__call__")
+    def _permit_call(self: Any, changed_at: float) -> bool: ...
+
+
+_no_init("fluxgate.permits.All.__init__")
+
+
+@_stub("fluxgate.permits.Random.__init__")
+def _random_init(self: Any, ratio: float) -> None: ...
+
+
+@_stub("fluxgate.permits.RampUp.__init__")
+def _ramp_up_init(self: Any, initial: float, final: float, duration: float) -> None: ...
+
+
+def bind_error(key: str, self: object, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> None:
+    """Raise the ``TypeError`` the stub ``key`` raises for these arguments.
+
+    Called by the native code when its own parsing failed; returns (and the
+    native error stands) when the arguments bind.
+    """
+    stub = _STUBS[key]
+    try:
+        stub(self, *args, **(kwargs or {}))
+    except TypeError as error:
+        raise error.with_traceback(None) from None
+
+
+def signature(key: str, *, bound: bool = False) -> inspect.Signature:
+    """The signature of the stub ``key``; ``bound`` drops its first parameter."""
+    sig = inspect.signature(_STUBS[key])
+    if bound:
+        sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+    return sig
+
+
+del _window, _tracker, _tripper, _retry, _permit
