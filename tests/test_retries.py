@@ -531,8 +531,9 @@ def test_subclass_keeps_builtin_behaviour() -> None:
     assert isinstance(Plain(), Retry)
 
 
-def test_unconstructed_instance_does_not_crash() -> None:
+def test_unconstructed_instance_says_it_is_not_initialised() -> None:
     for cls in (Cooldown, Backoff):
         retry = cls.__new__(cls)
-        assert retry(0.0, 0) in (True, False)
-        assert retry(0.0, -5) in (True, False)
+        assert repr(retry) == f"<uninitialised {cls.__name__} object>"
+        with pytest.raises(TypeError, match=f"{cls.__name__} object is not initialised"):
+            retry(0.0, 0)

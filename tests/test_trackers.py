@@ -486,15 +486,16 @@ def test_uninitialised_builtin_raises() -> None:
         (All() & Forgetful())(ValueError())
 
 
-def test_reinitialising_during_evaluation_is_safe() -> None:
+def test_reinitialising_during_evaluation_is_refused() -> None:
     def switch(exception: Exception) -> bool:
-        tracker.__init__(lambda e: False)  # type: ignore[misc]
+        with pytest.raises(TypeError, match="already initialised"):
+            tracker.__init__(lambda e: False)  # type: ignore[misc]
         gc.collect()
         return True
 
     tracker = Custom(switch)
     assert tracker(ValueError()) is True
-    assert tracker(ValueError()) is False
+    assert tracker(ValueError()) is True
 
 
 # ---- copying ----

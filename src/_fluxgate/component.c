@@ -63,14 +63,24 @@ fg_reduce(PyObject *self, PyObject *args, PyObject *kwargs)
         result = PyTuple_Pack(3, (PyObject *)Py_TYPE(self), args, state);
         goto done;
     }
-    PyObject *copyreg = PyImport_ImportModule("copyreg");
-    if (copyreg != NULL) {
-        newobj_ex = PyObject_GetAttrString(copyreg, "__newobj_ex__");
-        Py_DECREF(copyreg);
+    /* functools.partial(type, **kwargs)(*args): the constructor runs, as
+     * for positional arguments (__new__ alone would leave it uninitialised). */
+    PyObject *functools = PyImport_ImportModule("functools");
+    PyObject *partial = NULL;
+    if (functools != NULL) {
+        newobj_ex = PyObject_GetAttrString(functools, "partial");
+        Py_DECREF(functools);
     }
     if (newobj_ex != NULL) {
-        result = Py_BuildValue("O(OOO)O", newobj_ex, (PyObject *)Py_TYPE(self),
-                               args, kwargs, state);
+        PyObject *type_only = PyTuple_Pack(1, (PyObject *)Py_TYPE(self));
+        if (type_only != NULL) {
+            partial = PyObject_Call(newobj_ex, type_only, kwargs);
+            Py_DECREF(type_only);
+        }
+    }
+    if (partial != NULL) {
+        result = PyTuple_Pack(3, partial, args, state);
+        Py_DECREF(partial);
     }
 done:
     Py_XDECREF(args);
