@@ -165,6 +165,18 @@ short_type_name(PyObject *self)
 }
 
 int
+fg_check_no_args(const char *key, PyObject *self, PyObject *const *args,
+                 Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 0 && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0)) {
+        return 0;
+    }
+    PyErr_SetString(PyExc_TypeError, "takes no arguments");
+    (void)fg_bind_error_fast(key, self, args, nargs, kwnames);
+    return -1;
+}
+
+int
 fg_already_initialised(PyObject *self)
 {
     PyErr_Format(PyExc_TypeError,

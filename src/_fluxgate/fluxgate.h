@@ -203,6 +203,10 @@ int fg_as_int64(PyObject *obj, const char *what, int64_t *out);
 int fg_bind_error(const char *key, PyObject *self, PyObject *args, PyObject *kwargs);
 PyObject *fg_bind_error_fast(const char *key, PyObject *self, PyObject *const *args,
                              Py_ssize_t nargs, PyObject *kwnames);
+/* For a vectorcall method taking no argument: 0 when given none, else -1
+ * with Python's error for the stub `key`. */
+int fg_check_no_args(const char *key, PyObject *self, PyObject *const *args,
+                     Py_ssize_t nargs, PyObject *kwnames);
 /* TypeError for __init__ called on an instance already initialised. */
 int fg_already_initialised(PyObject *self);
 /* TypeError for a built-in used before its __init__ ran (a subclass whose
