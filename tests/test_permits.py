@@ -25,6 +25,17 @@ INF = math.inf
 # ---- pure-Python reference of SPEC.md section 7 ---------------------------
 
 
+def _bare(sig: inspect.Signature) -> str:
+    """A signature as text without its annotations (shown separately by the
+    conformance tests, as 0.9.4's)."""
+    return str(
+        sig.replace(
+            parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+            return_annotation=sig.empty,
+        )
+    )
+
+
 def reference_random(ratio: float, changed_at: float) -> bool:
     return random.random() < ratio
 
@@ -75,7 +86,7 @@ def test_builtins_are_permits(permit: Permit) -> None:
     [(All, "()"), (Random, "(ratio)"), (RampUp, "(initial, final, duration)")],
 )
 def test_class_signatures(cls: type, signature: str) -> None:
-    assert str(inspect.signature(cls)) == signature
+    assert _bare(inspect.signature(cls)) == signature
 
 
 @pytest.mark.parametrize("cls", [All, Random, RampUp])

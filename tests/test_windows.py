@@ -31,6 +31,17 @@ INF = math.inf
 LIMIT_MESSAGE = "a window can hold at most 63 distinct slow thresholds at once"
 
 
+def _bare(sig: inspect.Signature) -> str:
+    """A signature as text without its annotations (shown separately by the
+    conformance tests, as 0.9.4's)."""
+    return str(
+        sig.replace(
+            parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+            return_annotation=sig.empty,
+        )
+    )
+
+
 def rec(
     success: bool = True,
     duration: float = 0.0,
@@ -138,11 +149,11 @@ def test_public_identity(cls: WindowType) -> None:
 
 @pytest.mark.parametrize("cls", WINDOWS)
 def test_signatures(cls: WindowType) -> None:
-    assert str(inspect.signature(cls)) == "(size)"
-    assert str(inspect.signature(cls.record)) == "(self, /, record)"
-    assert str(inspect.signature(cls.get_metric)) == "(self, /)"
-    assert str(inspect.signature(cls.reset)) == "(self, /)"
-    assert str(inspect.signature(cls(2).record)) == "(record)"
+    assert _bare(inspect.signature(cls)) == "(size)"
+    assert _bare(inspect.signature(cls.record)) == "(self, record)"
+    assert _bare(inspect.signature(cls.get_metric)) == "(self)"
+    assert _bare(inspect.signature(cls.reset)) == "(self)"
+    assert _bare(inspect.signature(cls(2).record)) == "(record)"
 
 
 @pytest.mark.parametrize("cls", WINDOWS)

@@ -20,5 +20,9 @@ from fluxgate import (  # noqa: E402
     trippers as trippers,
     windows as windows,
 )
+from fluxgate._signatures import install as _install_signatures  # noqa: E402
+
+_install_signatures()
+del _install_signatures
 
 __all__ = ["AsyncCircuitBreaker", "CallNotPermittedError", "CircuitBreaker", "State"]

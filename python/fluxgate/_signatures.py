@@ -52,7 +52,10 @@ def _no_init(key: str) -> None:
         cls(*args, **kwargs)
 
     _STUBS[key] = construct
+    _NO_INIT.add(key)
 
+
+_NO_INIT: set[str] = set()
 
 # ---- fluxgate.circuitbreaker ------------------------------------------------
 
@@ -265,6 +268,66 @@ def _random_init(self: Any, ratio: float) -> None: ...
 def _ramp_up_init(self: Any, initial: float, final: float, duration: float) -> None: ...
 
 
+class _SignatureAttribute:
+    """A native class's ``__signature__``.
+
+    On the class (or a subclass that keeps its ``__new__`` and ``__init__``)
+    it is the constructor's signature; on an instance whose type keeps the
+    class's ``__call__``, the call's. Anywhere else it is absent, and
+    :func:`inspect.signature` looks further (a subclass's own ``__init__`` or
+    ``__call__``), as for a Python class.
+    """
+
+    def __init__(self, cls: type, init: inspect.Signature, call: inspect.Signature | None):
+        self._cls = cls
+        self._init = init
+        self._call = call
+
+    def __get__(self, obj: object, owner: type | None = None) -> inspect.Signature:
+        cls = self._cls
+        if obj is None:
+            if owner is cls or (
+                owner is not None
+                and getattr(owner, "__init__", None) is cls.__init__
+                and getattr(owner, "__new__", None) is cls.__new__
+            ):
+                return self._init
+        elif self._call is not None and getattr(type(obj), "__call__", None) is getattr(cls, "__call__"):
+            return self._call
+        raise AttributeError("__signature__")
+
+
+def install() -> None:
+    """Give each native class a ``__signature__`` and each of its plain
+    methods a descriptor carrying one, from the stubs."""
+    import importlib
+
+    from fluxgate import _fluxgate
+
+    method_descriptor = type(_fluxgate.CircuitBreaker.__dict__["call"])
+    by_class: dict[str, list[str]] = {}
+    for key in _STUBS:
+        owner, _, name = key.rpartition(".")
+        by_class.setdefault(owner, []).append(name)
+    for owner, names in by_class.items():
+        module_name, _, class_name = owner.rpartition(".")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        init_key = f"{owner}.__init__"
+        if init_key in _STUBS and init_key not in _NO_INIT:
+            init = signature(init_key, bound=True)
+        else:  # no __init__ of its own: object's signature
+            init = inspect.Signature()
+        call = signature(f"{owner}.__call__", bound=True) if "__call__" in names else None
+        _fluxgate._set_class_attribute(cls, "__signature__", _SignatureAttribute(cls, init, call))
+        for name in names:
+            if name in ("__init__", "__call__"):
+                continue
+            descriptor = cls.__dict__.get(name)
+            if type(descriptor) is method_descriptor:
+                signed = _fluxgate._SignedMethod(descriptor, signature(f"{owner}.{name}"))
+                _fluxgate._set_class_attribute(cls, name, signed)
+
+
 def bind_error(key: str, self: object, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> None:
     """Raise the ``TypeError`` the stub ``key`` raises for these arguments.
 
@@ -281,9 +344,12 @@ def bind_error(key: str, self: object, args: tuple[Any, ...], kwargs: dict[str, 
 def signature(key: str, *, bound: bool = False) -> inspect.Signature:
     """The signature of the stub ``key``; ``bound`` drops its first parameter."""
     sig = inspect.signature(_STUBS[key])
+    params = list(sig.parameters.values())
     if bound:
-        sig = sig.replace(parameters=list(sig.parameters.values())[1:])
-    return sig
+        params = params[1:]
+    elif params:  # `self` is unannotated, as in a Python method
+        params[0] = params[0].replace(annotation=inspect.Parameter.empty)
+    return sig.replace(parameters=params)
 
 
 del _window, _tracker, _tripper, _retry, _permit

@@ -142,6 +142,7 @@ int fg_trippers_init(PyObject *module, FgState *st);
 int fg_retries_init(PyObject *module, FgState *st);
 int fg_permits_init(PyObject *module, FgState *st);
 int fg_breaker_init(PyObject *module, FgState *st);
+int fg_signatures_init(PyObject *module, FgState *st);
 
 /* ---- clock.c: time and randomness, honouring replacements (DESIGN.md D6). */
 
