@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """The Python signatures of the classes and methods implemented in C.
 
 Each stub below is a Python function with the signature fluxgate 0.9.4 gave
@@ -21,7 +22,22 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names the stubs' annotations use (strings at runtime)
+    from collections.abc import Awaitable, Iterable, Mapping
+    from typing import ParamSpec, TypeVar
+
+    from fluxgate._values import CallContext, CircuitBreakerInfo, Metric, Record
+    from fluxgate.listeners.base import AsyncListener, Listener
+    from fluxgate.permits import Permit
+    from fluxgate.retries import Retry
+    from fluxgate.trackers import Tracker
+    from fluxgate.trippers import Tripper
+    from fluxgate.windows import Window
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
 __all__ = ["bind_error", "install", "signature"]
 
@@ -65,47 +81,47 @@ _CB = "fluxgate.circuitbreaker.CircuitBreaker"
 @_stub(f"{_CB}.__init__")
 def _cb_init(
     self: Any,
-    window: Window | None = None,  # noqa: F821
-    tracker: Tracker | None = None,  # noqa: F821
-    tripper: Tripper | None = None,  # noqa: F821
-    retry: Retry | None = None,  # noqa: F821
-    permit: Permit | None = None,  # noqa: F821
-    listeners: Iterable[Listener] = (),  # noqa: F821
+    window: Window | None = None,
+    tracker: Tracker | None = None,
+    tripper: Tripper | None = None,
+    retry: Retry | None = None,
+    permit: Permit | None = None,
+    listeners: Iterable[Listener] = (),
 ) -> None: ...
 
 
 @_stub(f"{_CB}.__call__")
 def _cb_decorate(
     self: Any,
-    func: Callable[P, R] | None = None,  # noqa: F821
+    func: Callable[P, R] | None = None,
     *,
-    fallback: Callable[[Exception], R] | None = None,  # noqa: F821
-) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]: ...  # noqa: F821
+    fallback: Callable[[Exception], R] | None = None,
+) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
 @_stub(f"{_CB}.call")
 def _cb_call(
     self: Any,
-    func: Callable[P, R],  # noqa: F821
+    func: Callable[P, R],
     /,
-    *args: P.args,  # noqa: F821
-    **kwargs: P.kwargs,  # noqa: F821
-) -> R: ...  # noqa: F821
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R: ...
 
 
 @_stub(f"{_CB}.call_with_fallback")
 def _cb_call_with_fallback(
     self: Any,
-    func: Callable[P, R],  # noqa: F821
-    fallback: Callable[[Exception], R],  # noqa: F821
+    func: Callable[P, R],
+    fallback: Callable[[Exception], R],
     /,
-    *args: P.args,  # noqa: F821
-    **kwargs: P.kwargs,  # noqa: F821
-) -> R: ...  # noqa: F821
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R: ...
 
 
 @_stub(f"{_CB}.info")
-def _cb_info(self: Any) -> CircuitBreakerInfo: ...  # noqa: F821
+def _cb_info(self: Any) -> CircuitBreakerInfo: ...
 
 
 @_stub(f"{_CB}.reset")
@@ -124,6 +140,35 @@ def _cb_metrics_only(self: Any) -> None: ...
 def _cb_force_open(self: Any) -> None: ...
 
 
+# AsyncCircuitBreaker is a Python class: its functions take these stubs'
+# annotations (0.9.4's), while the code keeps the ones its type checking needs.
+_ANNOTATIONS_ONLY: dict[str, Callable[..., Any]] = {}
+
+
+def _async_init(
+    self: Any,
+    window: Window | None = None,
+    tracker: Tracker | None = None,
+    tripper: Tripper | None = None,
+    retry: Retry | None = None,
+    permit: Permit | None = None,
+    max_half_open_calls: int = 10,
+    listeners: Iterable[Listener | AsyncListener] = (),
+) -> None: ...
+
+
+def _async_decorate(
+    self: Any,
+    func: Callable[P, Awaitable[R]] | None = None,
+    *,
+    fallback: Callable[[Exception], R] | None = None,
+) -> Callable[P, Awaitable[R]] | Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...  # noqa: E501
+
+
+_ANNOTATIONS_ONLY["fluxgate.circuitbreaker.AsyncCircuitBreaker.__init__"] = _async_init
+_ANNOTATIONS_ONLY["fluxgate.circuitbreaker.AsyncCircuitBreaker.__call__"] = _async_decorate
+
+
 # ---- fluxgate.metric --------------------------------------------------------
 
 _METRIC = "fluxgate.metric.Metric"
@@ -136,16 +181,16 @@ def _metric_init(
     total_count: int,
     total_duration: float,
     failure_count: int,
-    slow_counts: Mapping[float, int],  # noqa: F821
+    slow_counts: Mapping[float, int],
 ) -> None: ...
 
 
 @_stub(f"{_METRIC}.empty")
-def _metric_empty(cls: Any) -> Metric: ...  # noqa: F821
+def _metric_empty(cls: Any) -> Metric: ...
 
 
 @_stub(f"{_METRIC}.from_record")
-def _metric_from_record(cls: Any, record: Record) -> Metric: ...  # noqa: F821
+def _metric_from_record(cls: Any, record: Record) -> Metric: ...
 
 
 @_stub(f"{_METRIC}.slow_rate")
@@ -161,10 +206,10 @@ for _window in ("CountWindow", "TimeWindow"):
     def _window_init(self: Any, size: int) -> None: ...
 
     @_stub(f"{_W}.record")
-    def _window_record(self: Any, record: Record) -> None: ...  # noqa: F821
+    def _window_record(self: Any, record: Record) -> None: ...
 
     @_stub(f"{_W}.get_metric")
-    def _window_get_metric(self: Any) -> Metric: ...  # noqa: F821
+    def _window_get_metric(self: Any) -> Metric: ...
 
     @_stub(f"{_W}.reset")
     def _window_reset(self: Any) -> None: ...
@@ -196,7 +241,7 @@ _TRIPPERS = ("Closed", "HalfOpened", "MinRequests", "FailureRate", "AvgLatency",
 for _tripper in _TRIPPERS:
 
     @_stub(f"fluxgate.trippers.{_tripper}.__call__")
-    def _tripper_call(self: Any, ctx: CallContext) -> bool: ...  # noqa: F821
+    def _tripper_call(self: Any, ctx: CallContext) -> bool: ...
 
 
 _no_init("fluxgate.trippers.Closed.__init__")
@@ -288,8 +333,8 @@ class _SignatureAttribute:
         if obj is None:
             if owner is cls or (
                 owner is not None
-                and getattr(owner, "__init__", None) is cls.__init__
-                and getattr(owner, "__new__", None) is cls.__new__
+                and getattr(owner, "__init__", None) is getattr(cls, "__init__")
+                and getattr(owner, "__new__", None) is getattr(cls, "__new__")
             ):
                 return self._init
         elif self._call is not None and getattr(type(obj), "__call__", None) is getattr(cls, "__call__"):
@@ -311,7 +356,15 @@ def install() -> None:
 
     from fluxgate import _fluxgate
 
+    for key, stub in _ANNOTATIONS_ONLY.items():
+        owner, _, name = key.rpartition(".")
+        module_name, _, class_name = owner.rpartition(".")
+        function = getattr(importlib.import_module(module_name), class_name).__dict__[name]
+        function.__annotations__ = dict(stub.__annotations__)
+        del function.__annotations__["self"]
+
     method_descriptor = type(_fluxgate.CircuitBreaker.__dict__["call"])
+    classmethod_descriptor = type(_fluxgate.Metric.__dict__["empty"])
     by_class: dict[str, list[str]] = {}
     for key in _STUBS:
         owner, _, name = key.rpartition(".")
@@ -333,6 +386,24 @@ def install() -> None:
             if type(descriptor) is method_descriptor:
                 signed = _fluxgate._SignedMethod(descriptor, signature(f"{owner}.{name}"))
                 _fluxgate._set_class_attribute(cls, name, signed)
+            elif type(descriptor) is classmethod_descriptor:
+                _fluxgate._set_class_attribute(
+                    cls, name, _signed_classmethod(descriptor, signature(f"{owner}.{name}"))
+                )
+
+
+def _signed_classmethod(native: Any, sig: inspect.Signature) -> classmethod[Any, Any, Any]:
+    """A classmethod calling the native one, carrying the signature ``sig``
+    (first parameter the class). Only for methods off the hot path."""
+
+    def method(cls: type, /, *args: Any, **kwargs: Any) -> Any:
+        return native.__get__(None, cls)(*args, **kwargs)
+
+    method.__name__ = native.__name__
+    method.__qualname__ = native.__qualname__
+    method.__doc__ = native.__doc__
+    method.__signature__ = sig  # type: ignore[attr-defined]
+    return classmethod(method)
 
 
 def bind_error(key: str, self: object, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> None:

@@ -95,7 +95,7 @@ class PrometheusListener(Listener):
         self._registry = prometheus_client.REGISTRY if registry is None else registry
         self._gauge, self._counter = _shared_metrics(self._registry)
 
-    def __call__(self, signal: Signal, /) -> None:
+    def __call__(self, signal: Signal) -> None:
         values = dict.fromkeys(_STATES, 0)
         values[signal.new_state] = 1
         for state, value in values.items():
