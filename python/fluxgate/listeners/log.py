@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import ClassVar
 
 from fluxgate.listeners._time import format_timestamp
