@@ -291,8 +291,9 @@ def test_init_again_is_a_type_error(base: type, args: tuple[Any, ...]) -> None:
     assert repr(instance) == before
 
 
-def test_init_again_on_a_breaker_is_a_type_error() -> None:
-    cb = CircuitBreaker(window=CountWindow(3))
+@pytest.mark.parametrize("breaker_class", BREAKERS)
+def test_init_again_on_a_breaker_is_a_type_error(breaker_class: type) -> None:
+    cb = breaker_class(window=CountWindow(3))
     with pytest.raises(TypeError, match="CircuitBreaker object is already initialised"):
         cb.__init__(window=CountWindow(5))  # type: ignore[misc]
     assert cb.info().metrics == Metric.empty()
