@@ -404,3 +404,30 @@ def test_other_classes_stay_accepted(breaker_class: type) -> None:
             return self.verdict
 
     breaker_class(tracker=IsTimeout)
+
+
+class _Labelled(FailureRate):
+    def __init__(self, label: str) -> None:
+        self.label = label
+        super().__init__(0.25)
+
+
+class _Fixed(SlowRate):
+    def __init__(self) -> None:
+        super().__init__(0.5, threshold=2.0)
+
+
+class _Named(TypeOf):
+    def __init__(self) -> None:
+        super().__init__(KeyError, ValueError)
+
+
+@pytest.mark.parametrize("instance", [_Labelled("x"), _Fixed(), _Named()], ids=repr)
+def test_a_subclass_with_its_own_init_pickles_and_copies(instance: Any) -> None:
+    import copy
+    import pickle
+
+    for clone in (pickle.loads(pickle.dumps(instance)), copy.copy(instance), copy.deepcopy(instance)):
+        assert type(clone) is type(instance)
+        assert repr(clone) == repr(instance)
+        assert vars(clone) == vars(instance)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["refuse_component_class"]
+from typing import Any
+
+__all__ = ["rebuild", "refuse_component_class"]
 
 
 def refuse_component_class(name: str, value: type) -> None:
@@ -23,3 +25,13 @@ def refuse_component_class(name: str, value: type) -> None:
                 f"{name} must be an instance, not the class {value.__qualname__}: "
                 f"pass {value.__qualname__}(...)"
             )
+
+
+def rebuild(cls: type, builtin: type, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> Any:
+    """Unpickle (or copy) an instance of ``cls``, a Python subclass of the
+    built-in ``builtin`` whose own ``__init__`` takes other arguments: the
+    built-in's ``__init__`` runs with the built-in's arguments; the instance
+    dict comes back as the pickled state."""
+    instance = builtin.__new__(cls)  # type: ignore[call-overload]
+    builtin.__init__(instance, *args, **(kwargs or {}))  # type: ignore[misc]
+    return instance

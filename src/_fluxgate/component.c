@@ -49,15 +49,66 @@ fg_params_repr(PyObject *self, const char *const *names, const double *values,
     return repr;
 }
 
+/* The native type `type` derives from (itself for one of ours). */
+static PyTypeObject *
+native_base(PyTypeObject *type)
+{
+    while (type != NULL
+           && (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE)
+               || ((PyHeapTypeObject *)type)->ht_module == NULL)) {
+        type = type->tp_base;
+    }
+    return type;
+}
+
+/* 1 when `self` is an instance of a Python subclass with an __init__ of its
+ * own: its constructor's arguments are not the built-in's. */
+static int
+has_own_init(PyObject *self, PyTypeObject **builtin)
+{
+    *builtin = native_base(Py_TYPE(self));
+    if (*builtin == NULL || *builtin == Py_TYPE(self)) {
+        return 0;
+    }
+    PyObject *name = PyUnicode_InternFromString("__init__");
+    if (name == NULL) {
+        return -1;
+    }
+    int inherits = fg_inherits_method(Py_TYPE(self), *builtin, name);
+    Py_DECREF(name);
+    return inherits < 0 ? -1 : !inherits;
+}
+
 PyObject *
 fg_reduce(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *result = NULL, *state = NULL, *newobj_ex = NULL;
+    PyTypeObject *builtin;
+    int own_init;
     if (args == NULL || PyObject_GetOptionalAttrString(self, "__dict__", &state) < 0) {
         goto done;
     }
     if (state == NULL) {
         state = Py_NewRef(Py_None);
+    }
+    if ((own_init = has_own_init(self, &builtin)) < 0) {
+        goto done;
+    }
+    if (own_init) {
+        /* fluxgate._checks.rebuild(cls, builtin, args, kwargs): the built-in's
+         * __init__ on an instance of the subclass, whose own __init__ takes
+         * other arguments (its instance dict comes back as the state). */
+        PyObject *checks = PyImport_ImportModule("fluxgate._checks");
+        if (checks != NULL) {
+            newobj_ex = PyObject_GetAttrString(checks, "rebuild");
+            Py_DECREF(checks);
+        }
+        if (newobj_ex != NULL) {
+            result = Py_BuildValue("O(OOOO)O", newobj_ex, (PyObject *)Py_TYPE(self),
+                                   (PyObject *)builtin, args,
+                                   kwargs ? kwargs : Py_None, state);
+        }
+        goto done;
     }
     if (kwargs == NULL) {
         result = PyTuple_Pack(3, (PyObject *)Py_TYPE(self), args, state);
