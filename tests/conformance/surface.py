@@ -333,6 +333,9 @@ def _methods(cls: type) -> list[str]:
     for name in dir(cls):
         if name.startswith("_") and name != "__call__":
             continue
+        owner = next((k for k in cls.__mro__ if name in vars(k)), object)
+        if not owner.__module__.startswith("fluxgate"):
+            continue  # object's or BaseException's, which vary by Python version
         value = inspect.getattr_static(cls, name)
         if isinstance(value, (classmethod, staticmethod)) or callable(value):
             if name == "__call__" and not any("__call__" in vars(k) for k in cls.__mro__[:-1]):
