@@ -383,6 +383,7 @@ def describe() -> dict[str, Any]:
     namespace: dict[str, Any] = {}
     exec(SETUP, namespace)  # noqa: S102
     return {
+        "python": list(sys.version_info[:2]),
         "names": _names(),
         "signatures": _signatures(namespace),
         "misuse": _misuse(namespace),

@@ -169,6 +169,11 @@ def test_pending_signatures(key: str, method: str, reference: Any, ours: Any) ->
 
 @pytest.mark.parametrize("call", surface.MISUSE)
 def test_misuse_raises_what_0_9_4_raised(call: str, reference: Any, ours: Any) -> None:
+    if reference["python"] != ours["python"]:
+        pytest.skip(
+            "the reference venv runs Python {}.{}, these tests {}.{}: messages are "
+            "compared on the same version".format(*reference["python"], *ours["python"])
+        )
     assert ours["misuse"][call] == reference["misuse"][call]
 
 
