@@ -25,6 +25,17 @@ INF = math.inf
 # ---- pure-Python reference of SPEC.md section 7 ---------------------------
 
 
+def _bare(sig: inspect.Signature) -> str:
+    """A signature as text without its annotations (shown separately by the
+    conformance tests, as 0.9.4's)."""
+    return str(
+        sig.replace(
+            parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+            return_annotation=sig.empty,
+        )
+    )
+
+
 def reference_random(ratio: float, changed_at: float) -> bool:
     return random.random() < ratio
 
@@ -75,7 +86,7 @@ def test_builtins_are_permits(permit: Permit) -> None:
     [(All, "()"), (Random, "(ratio)"), (RampUp, "(initial, final, duration)")],
 )
 def test_class_signatures(cls: type, signature: str) -> None:
-    assert str(inspect.signature(cls)) == signature
+    assert _bare(inspect.signature(cls)) == signature
 
 
 @pytest.mark.parametrize("cls", [All, Random, RampUp])
@@ -435,8 +446,9 @@ def test_subclass_keeps_builtin_behaviour() -> None:
     assert isinstance(Plain(), Permit)
 
 
-def test_unconstructed_instance_does_not_crash() -> None:
+def test_unconstructed_instance_says_it_is_not_initialised() -> None:
     for cls in (Random, RampUp):
         permit = cls.__new__(cls)
-        assert permit(0.0) in (True, False)
-        assert permit(time.time() + 10) in (True, False)
+        assert repr(permit) == f"<uninitialised {cls.__name__} object>"
+        with pytest.raises(TypeError, match=f"{cls.__name__} object is not initialised"):
+            permit(0.0)

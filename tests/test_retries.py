@@ -25,6 +25,17 @@ INF = math.inf
 # ---- pure-Python reference of SPEC.md section 6 ---------------------------
 
 
+def _bare(sig: inspect.Signature) -> str:
+    """A signature as text without its annotations (shown separately by the
+    conformance tests, as 0.9.4's)."""
+    return str(
+        sig.replace(
+            parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+            return_annotation=sig.empty,
+        )
+    )
+
+
 def jitter(jitter_ratio: float) -> float:
     return random.uniform(-jitter_ratio, jitter_ratio) if jitter_ratio > 0 else 0.0
 
@@ -89,16 +100,16 @@ def test_builtins_are_retries(retry: Retry) -> None:
     ],
 )
 def test_class_signatures(cls: type, signature: str) -> None:
-    assert str(inspect.signature(cls)) == signature
+    assert _bare(inspect.signature(cls)) == signature
 
 
 @pytest.mark.parametrize("cls", [Always, Never, Cooldown, Backoff])
 def test_call_signature(cls: type) -> None:
-    assert str(inspect.signature(cls.__call__)) == "(self, /, changed_at, reopens)"
+    assert _bare(inspect.signature(cls.__call__)) == "(self, /, changed_at, reopens)"
 
 
 def test_bound_call_signature() -> None:
-    assert str(inspect.signature(Cooldown(1.0).__call__)) == "(changed_at, reopens)"
+    assert _bare(inspect.signature(Cooldown(1.0).__call__)) == "(changed_at, reopens)"
 
 
 @pytest.mark.parametrize(
@@ -531,8 +542,9 @@ def test_subclass_keeps_builtin_behaviour() -> None:
     assert isinstance(Plain(), Retry)
 
 
-def test_unconstructed_instance_does_not_crash() -> None:
+def test_unconstructed_instance_says_it_is_not_initialised() -> None:
     for cls in (Cooldown, Backoff):
         retry = cls.__new__(cls)
-        assert retry(0.0, 0) in (True, False)
-        assert retry(0.0, -5) in (True, False)
+        assert repr(retry) == f"<uninitialised {cls.__name__} object>"
+        with pytest.raises(TypeError, match=f"{cls.__name__} object is not initialised"):
+            retry(0.0, 0)

@@ -18,6 +18,17 @@ import fluxgate.trackers as trackers
 from fluxgate.trackers import All, Custom, Tracker, TypeOf
 
 
+def _bare(sig: inspect.Signature) -> str:
+    """A signature as text without its annotations (shown separately by the
+    conformance tests, as 0.9.4's)."""
+    return str(
+        sig.replace(
+            parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+            return_annotation=sig.empty,
+        )
+    )
+
+
 class AppError(Exception):
     pass
 
@@ -77,9 +88,9 @@ def test_composites_report_their_private_home() -> None:
 
 
 def test_constructor_signatures() -> None:
-    assert str(inspect.signature(All)) == "()"
-    assert str(inspect.signature(TypeOf)) == "(*types)"
-    assert str(inspect.signature(Custom)) == "(func)"
+    assert _bare(inspect.signature(All)) == "()"
+    assert _bare(inspect.signature(TypeOf)) == "(*types)"
+    assert _bare(inspect.signature(Custom)) == "(func)"
 
 
 @pytest.mark.parametrize(
@@ -88,9 +99,9 @@ def test_constructor_signatures() -> None:
     ids=repr,
 )
 def test_call_signature(tracker: Tracker) -> None:
-    assert str(inspect.signature(type(tracker).__call__)) == "(self, /, exception)"
-    assert str(inspect.signature(tracker)) == "(exception)"
-    assert str(inspect.signature(tracker.__call__)) == "(exception)"
+    assert _bare(inspect.signature(type(tracker).__call__)) == "(self, /, exception)"
+    assert _bare(inspect.signature(tracker)) == "(exception)"
+    assert _bare(inspect.signature(tracker.__call__)) == "(exception)"
 
 
 def test_abc_call_signature() -> None:
@@ -486,15 +497,16 @@ def test_uninitialised_builtin_raises() -> None:
         (All() & Forgetful())(ValueError())
 
 
-def test_reinitialising_during_evaluation_is_safe() -> None:
+def test_reinitialising_during_evaluation_is_refused() -> None:
     def switch(exception: Exception) -> bool:
-        tracker.__init__(lambda e: False)  # type: ignore[misc]
+        with pytest.raises(TypeError, match="already initialised"):
+            tracker.__init__(lambda e: False)  # type: ignore[misc]
         gc.collect()
         return True
 
     tracker = Custom(switch)
     assert tracker(ValueError()) is True
-    assert tracker(ValueError()) is False
+    assert tracker(ValueError()) is True
 
 
 # ---- copying ----

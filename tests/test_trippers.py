@@ -39,6 +39,17 @@ TripperLike = Callable[[CallContext], bool]
 BUILTINS = (Closed, HalfOpened, MinRequests, FailureRate, AvgLatency, SlowRate, FailureStreak)
 
 
+def _bare(sig: inspect.Signature) -> str:
+    """A signature as text without its annotations (shown separately by the
+    conformance tests, as 0.9.4's)."""
+    return str(
+        sig.replace(
+            parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+            return_annotation=sig.empty,
+        )
+    )
+
+
 def metric(
     total: int = 0,
     failures: int = 0,
@@ -523,13 +534,13 @@ def test_public_names_and_homes() -> None:
     ],
 )
 def test_signatures(cls: type, signature: str) -> None:
-    assert str(inspect.signature(cls)) == signature
+    assert _bare(inspect.signature(cls)) == signature
 
 
 def test_call_signatures() -> None:
     for tripper in (Closed(), MinRequests(1), Closed() & Fixed(True), Closed() | Closed()):
-        assert str(inspect.signature(tripper)) == "(ctx)"
-    assert str(inspect.signature(MinRequests.__call__)) == "(self, /, ctx)"
+        assert _bare(inspect.signature(tripper)) == "(ctx)"
+    assert _bare(inspect.signature(MinRequests.__call__)) == "(self, /, ctx)"
     assert str(inspect.signature(Tripper.__call__)) == "(self, ctx: 'CallContext') -> 'bool'"
 
 

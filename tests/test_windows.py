@@ -30,6 +30,17 @@ NAN = math.nan
 INF = math.inf
 
 
+def _bare(sig: inspect.Signature) -> str:
+    """A signature as text without its annotations (shown separately by the
+    conformance tests, as 0.9.4's)."""
+    return str(
+        sig.replace(
+            parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+            return_annotation=sig.empty,
+        )
+    )
+
+
 def rec(
     success: bool = True,
     duration: float = 0.0,
@@ -137,11 +148,11 @@ def test_public_identity(cls: WindowType) -> None:
 
 @pytest.mark.parametrize("cls", WINDOWS)
 def test_signatures(cls: WindowType) -> None:
-    assert str(inspect.signature(cls)) == "(size)"
-    assert str(inspect.signature(cls.record)) == "(self, /, record)"
-    assert str(inspect.signature(cls.get_metric)) == "(self, /)"
-    assert str(inspect.signature(cls.reset)) == "(self, /)"
-    assert str(inspect.signature(cls(2).record)) == "(record)"
+    assert _bare(inspect.signature(cls)) == "(size)"
+    assert _bare(inspect.signature(cls.record)) == "(self, record)"
+    assert _bare(inspect.signature(cls.get_metric)) == "(self)"
+    assert _bare(inspect.signature(cls.reset)) == "(self)"
+    assert _bare(inspect.signature(cls(2).record)) == "(record)"
 
 
 @pytest.mark.parametrize("cls", WINDOWS)
@@ -747,17 +758,16 @@ def test_uninitialised_instance_does_not_crash(cls: WindowType) -> None:
 
 
 @pytest.mark.parametrize("cls", WINDOWS)
-def test_init_again_starts_over(cls: WindowType) -> None:
+def test_init_again_is_refused_and_changes_nothing(cls: WindowType) -> None:
     window = cls(3)
-    window.record(rec(slow_at=tuple(float(i) for i in range(20)), timestamp=1.0))
-    window.__init__(5)  # type: ignore[misc]
-    assert window.size == 5
-    assert window.get_metric() == Metric.empty()
-    with pytest.raises(ValueError):
-        window.__init__(0)  # type: ignore[misc]
-    assert window.size == 5
-    reference = CountReference(5) if cls is CountWindow else TimeReference(5)
-    run(window, reference, [rec(slow_at=(float(i),), timestamp=i) for i in range(12)])
+    window.record(rec(slow_at=(1.0,), timestamp=1.0))
+    before = window.get_metric()
+    with pytest.raises(TypeError, match=f"{cls.__name__} object is already initialised"):
+        window.__init__(5)  # type: ignore[misc]
+    assert window.size == 3
+    assert window.get_metric() == before
+    window.record(rec(timestamp=1.0))
+    assert window.get_metric().total_count == 2
 
 
 # ---- threads and memory --------------------------------------------------------------

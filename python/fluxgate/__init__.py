@@ -6,4 +6,24 @@ from fluxgate.errors import CallNotPermittedError
 from fluxgate.registry import BreakerRegistry as BreakerRegistry
 from fluxgate.state import State
 
+# The submodules are attributes of the package after `import fluxgate`, as in
+# fluxgate 0.9.4 (none of them imports an optional dependency).
+from fluxgate import (  # noqa: E402
+    circuitbreaker as circuitbreaker,
+    errors as errors,
+    listeners as listeners,
+    metric as metric,
+    permits as permits,
+    retries as retries,
+    signal as signal,
+    state as state,
+    trackers as trackers,
+    trippers as trippers,
+    windows as windows,
+)
+from fluxgate._signatures import install as _install_signatures  # noqa: E402
+
+_install_signatures()
+del _install_signatures
+
 __all__ = ["AsyncCircuitBreaker", "CallNotPermittedError", "CircuitBreaker", "State"]

@@ -336,6 +336,12 @@ class AsyncCircuitBreaker:
         max_half_open_calls: int = 10,
         listeners: Iterable[Callable[..., Any]] = (),
     ) -> None:
+        if hasattr(self, "_core"):
+            # As for the native built-ins: a running breaker never changes under it.
+            raise TypeError(
+                f"{type(self).__name__} object is already initialised: "
+                "__init__() may not be called again"
+            )
         if isinstance(max_half_open_calls, bool) or not isinstance(
             max_half_open_calls, int
         ):

@@ -42,7 +42,7 @@ class CallContext:
     """What a tripper decides on: the window's metric, the state, the streak."""
 
     metric: Metric
-    state: State
+    state: "State"  # a string, as 0.9.4's annotations were
     consecutive_failures: int
 
 
@@ -59,7 +59,7 @@ class Signal:
 class CircuitBreakerInfo:
     """A snapshot of a breaker: state, when it changed, reopens, metrics."""
 
-    state: State
+    state: "State"  # a string, as 0.9.4's annotations were
     changed_at: float
     reopens: int
     metrics: Metric

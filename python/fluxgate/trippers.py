@@ -26,6 +26,8 @@ from fluxgate._fluxgate import (
     _Or as _Or,
 )
 from fluxgate._values import CallContext
+from fluxgate._values import Metric as Metric
+from fluxgate.state import State as State
 
 __all__ = [
     "CallContext",

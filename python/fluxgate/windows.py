@@ -9,7 +9,8 @@ registered with :class:`Window`; subclass :class:`Window` to write your own.
 from abc import ABC, abstractmethod
 
 from fluxgate._fluxgate import CountWindow, TimeWindow
-from fluxgate._values import Metric, Record
+from fluxgate._values import Metric as Metric
+from fluxgate._values import Record as Record
 
 __all__ = ["Window", "CountWindow", "TimeWindow"]
 

@@ -103,8 +103,38 @@ PyDoc_STRVAR(breaker_doc,
 "Defaults (for None): CountWindow(100), All(), MinRequests(100) &\n"
 "FailureRate(0.5), Cooldown(60.0), RampUp(0.1, 1.0, 60.0).");
 
+#define CB "fluxgate.circuitbreaker.CircuitBreaker"
+
+/* __new__ only allocates; __init__ configures, so that a subclass's __init__
+ * of any signature can call super().__init__(...). Until then the breaker
+ * has no window and refuses to be used. */
 static PyObject *
 breaker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    FgState *st = fg_state_from_type(type);
+    if (st == NULL) {
+        return NULL;
+    }
+    FgBreaker *cb = (FgBreaker *)type->tp_alloc(type, 0);
+    if (cb != NULL) {
+        cb->st = st;
+    }
+    return (PyObject *)cb;
+}
+
+/* Undoes a setup that failed half-way, so that the breaker stays
+ * uninitialised (and __init__ may be called again). */
+static void
+breaker_unsetup(FgBreaker *cb)
+{
+    (void)fg_machine_clear(cb);
+    PyMem_Free(cb->slow_thresholds);
+    cb->slow_thresholds = NULL;
+    cb->n_slow_thresholds = 0;
+}
+
+static int
+breaker_init(FgBreaker *cb, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"window", "tracker", "tripper", "retry",
                              "permit", "listeners", NULL};
@@ -113,27 +143,33 @@ breaker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOO:CircuitBreaker",
                                      kwlist, &window, &tracker, &tripper, &retry,
                                      &permit, &listeners)) {
-        return NULL;
+        return fg_bind_error(CB ".__init__", (PyObject *)cb, args, kwargs);
     }
-    FgState *st = fg_state_from_type(type);
-    if (st == NULL) {
-        return NULL;
+    if (cb->window != NULL) {
+        return fg_already_initialised((PyObject *)cb);
     }
-    FgBreaker *cb = (FgBreaker *)type->tp_alloc(type, 0);
-    if (cb == NULL) {
-        return NULL;
-    }
-    cb->st = st;
     PyObject *no_listeners = PyTuple_New(0);
-    if (no_listeners == NULL
-        || fg_machine_setup(cb, window, tracker, tripper, retry, permit,
-                         listeners ? listeners : no_listeners) < 0) {
-        Py_XDECREF(no_listeners);
-        Py_DECREF(cb);
-        return NULL;
+    if (no_listeners == NULL) {
+        return -1;
     }
+    int rc = fg_machine_setup(cb, window, tracker, tripper, retry, permit,
+                              listeners ? listeners : no_listeners);
     Py_DECREF(no_listeners);
-    return (PyObject *)cb;
+    if (rc < 0) {
+        breaker_unsetup(cb);
+    }
+    return rc;
+}
+
+/* 0 for a configured breaker; -1 with TypeError for one whose __init__
+ * never ran. */
+static inline int
+check_ready(FgBreaker *cb)
+{
+    if (cb->window == NULL) {
+        return fg_not_initialised((PyObject *)cb);
+    }
+    return 0;
 }
 
 /* ---- Python-facing methods -----------------------------------------------*/
@@ -174,6 +210,9 @@ breaker_call(FgBreaker *cb, PyObject *const *args, size_t nargsf,
     if (nargs < 1) {
         PyErr_SetString(PyExc_TypeError,
                         "call() missing required positional argument: 'func'");
+        return fg_bind_error_fast(CB ".call", (PyObject *)cb, args, nargs, kwnames);
+    }
+    if (check_ready(cb) < 0) {
         return NULL;
     }
     return fg_breaker_run(cb, args[0], args + 1,
@@ -195,7 +234,11 @@ breaker_call_with_fallback(FgBreaker *cb, PyObject *const *args, size_t nargsf,
     if (nargs < 2) {
         PyErr_SetString(PyExc_TypeError,
                         "call_with_fallback() missing required positional "
-                        "arguments: 'func' and 'fallback'");
+                        "arguments");
+        return fg_bind_error_fast(CB ".call_with_fallback", (PyObject *)cb, args,
+                                  nargs, kwnames);
+    }
+    if (check_ready(cb) < 0) {
         return NULL;
     }
     PyObject *result =
@@ -211,43 +254,39 @@ PyDoc_STRVAR(info_doc,
 "The breaker's state, when it last changed, its reopens and its metrics.");
 
 static PyObject *
-breaker_info(FgBreaker *cb, PyObject *unused)
+breaker_info(FgBreaker *cb, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
 {
+    if (fg_check_no_args(CB ".info", (PyObject *)cb, args, nargs, kwnames) < 0
+        || check_ready(cb) < 0) {
+        return NULL;
+    }
     return fg_machine_info(cb);
 }
 
 static PyObject *
-command(FgBreaker *cb, FgStateId target)
+command(FgBreaker *cb, FgStateId target, const char *key, PyObject *const *args,
+        Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (fg_machine_transition(cb, NULL, target, NULL) < 0) {
+    if (fg_check_no_args(key, (PyObject *)cb, args, nargs, kwnames) < 0
+        || check_ready(cb) < 0
+        || fg_machine_transition(cb, NULL, target, NULL) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
-static PyObject *
-breaker_reset(FgBreaker *cb, PyObject *unused)
-{
-    return command(cb, FG_CLOSED);
-}
+#define COMMAND(fn, target, name)                                             \
+    static PyObject *fn(FgBreaker *cb, PyObject *const *args,                 \
+                        Py_ssize_t nargs, PyObject *kwnames)                  \
+    {                                                                         \
+        return command(cb, (target), CB "." name, args, nargs, kwnames);      \
+    }
 
-static PyObject *
-breaker_disable(FgBreaker *cb, PyObject *unused)
-{
-    return command(cb, FG_DISABLED);
-}
-
-static PyObject *
-breaker_metrics_only(FgBreaker *cb, PyObject *unused)
-{
-    return command(cb, FG_METRICS_ONLY);
-}
-
-static PyObject *
-breaker_force_open(FgBreaker *cb, PyObject *unused)
-{
-    return command(cb, FG_FORCED_OPEN);
-}
+COMMAND(breaker_reset, FG_CLOSED, "reset")
+COMMAND(breaker_disable, FG_DISABLED, "disable")
+COMMAND(breaker_metrics_only, FG_METRICS_ONLY, "metrics_only")
+COMMAND(breaker_force_open, FG_FORCED_OPEN, "force_open")
 
 /* functools.partial(cb, fallback=fallback): what @cb() and @cb(fallback=f)
  * return. */
@@ -309,6 +348,10 @@ breaker_decorate(FgBreaker *cb, PyObject *args, PyObject *kwargs)
     PyObject *func = Py_None, *fallback = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$O:__call__", kwlist,
                                      &func, &fallback)) {
+        fg_bind_error(CB ".__call__", (PyObject *)cb, args, kwargs);
+        return NULL;
+    }
+    if (check_ready(cb) < 0) {
         return NULL;
     }
     if (fallback != Py_None && fg_require_callable(fallback, "fallback") < 0) {
@@ -326,6 +369,10 @@ breaker_decorate(FgBreaker *cb, PyObject *args, PyObject *kwargs)
 static PyObject *
 breaker_repr(FgBreaker *cb)
 {
+    if (cb->window == NULL) {
+        return PyUnicode_FromFormat("<uninitialised %s object at %p>",
+                                    Py_TYPE(cb)->tp_name, cb);
+    }
     FgStateId state;
     Py_BEGIN_CRITICAL_SECTION(cb);
     state = cb->state;
@@ -339,15 +386,15 @@ static PyMethodDef breaker_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, call_doc},
     {"call_with_fallback", (PyCFunction)(void (*)(void))breaker_call_with_fallback,
      METH_FASTCALL | METH_KEYWORDS, call_with_fallback_doc},
-    {"info", (PyCFunction)breaker_info, METH_NOARGS, info_doc},
-    {"reset", (PyCFunction)breaker_reset, METH_NOARGS,
+    {"info", (PyCFunction)(void (*)(void))breaker_info, METH_FASTCALL | METH_KEYWORDS, info_doc},
+    {"reset", (PyCFunction)(void (*)(void))breaker_reset, METH_FASTCALL | METH_KEYWORDS,
      "reset($self, /)\n--\n\nMove to CLOSED and clear the metrics."},
-    {"disable", (PyCFunction)breaker_disable, METH_NOARGS,
+    {"disable", (PyCFunction)(void (*)(void))breaker_disable, METH_FASTCALL | METH_KEYWORDS,
      "disable($self, /)\n--\n\nMove to DISABLED: calls run untracked."},
-    {"metrics_only", (PyCFunction)breaker_metrics_only, METH_NOARGS,
+    {"metrics_only", (PyCFunction)(void (*)(void))breaker_metrics_only, METH_FASTCALL | METH_KEYWORDS,
      "metrics_only($self, /)\n--\n\nMove to METRICS_ONLY: calls are recorded "
      "but never trip the breaker."},
-    {"force_open", (PyCFunction)breaker_force_open, METH_NOARGS,
+    {"force_open", (PyCFunction)(void (*)(void))breaker_force_open, METH_FASTCALL | METH_KEYWORDS,
      "force_open($self, /)\n--\n\nMove to FORCED_OPEN: every call is refused."},
     {"__call__", (PyCFunction)(void (*)(void))breaker_decorate,
      METH_VARARGS | METH_KEYWORDS | METH_COEXIST,
@@ -366,6 +413,7 @@ static PyMemberDef breaker_members[] = {
 static PyType_Slot breaker_slots[] = {
     {Py_tp_doc, (void *)breaker_doc},
     {Py_tp_new, breaker_new},
+    {Py_tp_init, breaker_init},
     {Py_tp_dealloc, breaker_dealloc},
     {Py_tp_traverse, breaker_traverse},
     {Py_tp_clear, breaker_clear},

@@ -69,7 +69,7 @@ PyObject *fg_params_repr(PyObject *self, const char *const *names,
 /* __reduce__ rebuilding self from its constructor's arguments, with a Python
  * subclass's instance dict as the state, so that unpickling runs the
  * constructor's checks again. Steals args and kwargs; with kwargs (may be
- * NULL) it goes through copyreg.__newobj_ex__. */
+ * NULL) it goes through functools.partial(type, **kwargs). */
 PyObject *fg_reduce(PyObject *self, PyObject *args, PyObject *kwargs);
 
 /* ---- Trackers (trackers.c) -----------------------------------------------

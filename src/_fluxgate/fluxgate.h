@@ -47,6 +47,7 @@
     X(Protected_Type)                                                         \
     X(AsyncCore_Type)                                                         \
     X(Ticket_Type)                                                            \
+    X(SignedMethod_Type)                                                      \
     X(msg_open)                                                               \
     X(msg_half_open)                                                          \
     X(msg_forced_open)                                                        \
@@ -159,6 +160,10 @@ int fg_trippers_init(PyObject *module, FgState *st);
 int fg_retries_init(PyObject *module, FgState *st);
 int fg_permits_init(PyObject *module, FgState *st);
 int fg_breaker_init(PyObject *module, FgState *st);
+int fg_signatures_init(PyObject *module, FgState *st);
+/* The method descriptor a _SignedMethod of `st`'s module stands for, or
+ * `obj` itself (borrowed). */
+PyObject *fg_signed_method_target(FgState *st, PyObject *obj);
 
 /* ---- clock.c: time and randomness, honouring replacements (DESIGN.md D6). */
 
@@ -207,5 +212,27 @@ int fg_as_double(PyObject *obj, const char *what, double *out);
 int fg_as_real(PyObject *obj, const char *what, double *out);
 /* An integer through __index__; TypeError naming `what` otherwise. */
 int fg_as_int64(PyObject *obj, const char *what, int64_t *out);
+
+/* ---- Argument errors and initialisation (component.c). --------------------
+ *
+ * fg_bind_error: call with the exception a native argument parser raised.
+ * When it is a TypeError and the arguments do not bind to the signature of
+ * the Python stub `key` ("fluxgate.windows.CountWindow.__init__", see
+ * fluxgate/_signatures.py), it is replaced by the TypeError Python raises
+ * for that signature, word for word; otherwise it stands. `self` is the
+ * instance (the class for a classmethod); args may be NULL for none, kwargs
+ * NULL. Always returns -1 (NULL from the _fast variant), with an exception. */
+int fg_bind_error(const char *key, PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *fg_bind_error_fast(const char *key, PyObject *self, PyObject *const *args,
+                             Py_ssize_t nargs, PyObject *kwnames);
+/* For a vectorcall method taking no argument: 0 when given none, else -1
+ * with Python's error for the stub `key`. */
+int fg_check_no_args(const char *key, PyObject *self, PyObject *const *args,
+                     Py_ssize_t nargs, PyObject *kwnames);
+/* TypeError for __init__ called on an instance already initialised. */
+int fg_already_initialised(PyObject *self);
+/* TypeError for a built-in used before its __init__ ran (a subclass whose
+ * __init__ did not call super().__init__(), or Type.__new__(Type)). */
+int fg_not_initialised(PyObject *self);
 
 #endif /* FLUXGATE_H */

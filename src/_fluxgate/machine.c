@@ -844,6 +844,33 @@ ensure_value_classes(FgState *st)
     return values == NULL ? -1 : 0;
 }
 
+/* SPEC.md section 12: a component class where an instance belongs
+ * (window=CountWindow, tripper=FailureStreak) is a TypeError naming the
+ * argument; fluxgate._checks decides what a component class is. */
+static int
+refuse_component_classes(PyObject *const *given, const char *const *names, int n)
+{
+    PyObject *checks = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!PyType_Check(given[i])) {
+            continue;
+        }
+        if (checks == NULL
+            && (checks = PyImport_ImportModule("fluxgate._checks")) == NULL) {
+            return -1;
+        }
+        PyObject *ok = PyObject_CallMethod(checks, "refuse_component_class", "sO",
+                                           names[i], given[i]);
+        if (ok == NULL) {
+            Py_DECREF(checks);
+            return -1;
+        }
+        Py_DECREF(ok);
+    }
+    Py_XDECREF(checks);
+    return 0;
+}
+
 int
 fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
               PyObject *tripper, PyObject *retry, PyObject *permit,
@@ -851,6 +878,12 @@ fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
 {
     FgState *st = cb->st;
     if (ensure_value_classes(st) < 0) {
+        return -1;
+    }
+    PyObject *const components[] = {window, tracker, tripper, retry, permit};
+    static const char *const component_names[] = {"window", "tracker", "tripper",
+                                                  "retry", "permit"};
+    if (refuse_component_classes(components, component_names, 5) < 0) {
         return -1;
     }
     if (window == Py_None) {

@@ -109,6 +109,7 @@ metric_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOO:Metric", kwlist,
                                      &count_obj, &duration_obj, &failures_obj,
                                      &slow_obj)) {
+        fg_bind_error("fluxgate.metric.Metric.__init__", Py_None, args, kwargs);
         return NULL;
     }
     int64_t count, failures;
@@ -268,6 +269,8 @@ metric_slow_rate(FgMetric *self, PyObject *args, PyObject *kwargs)
     PyObject *threshold;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:slow_rate", kwlist,
                                      &threshold)) {
+        fg_bind_error("fluxgate.metric.Metric.slow_rate", (PyObject *)self, args,
+                      kwargs);
         return NULL;
     }
     if (self->total_count == 0) {
@@ -296,21 +299,34 @@ PyDoc_STRVAR(empty_doc,
 "The identity of +: no calls, no slow counts.");
 
 static PyObject *
-metric_empty(PyTypeObject *type, PyObject *unused)
+metric_empty(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
 {
+    if (fg_check_no_args("fluxgate.metric.Metric.empty", (PyObject *)type, args,
+                         nargs, kwnames) < 0) {
+        return NULL;
+    }
     FgState *st = fg_state_from_type(type);
     return st ? fg_metric_new(st, 0, 0.0, 0, NULL) : NULL;
 }
 
 PyDoc_STRVAR(from_record_doc,
-"from_record($type, record, /)\n"
+"from_record($type, /, record)\n"
 "--\n\n"
 "The metric of one record: one call, its duration, one failure if it\n"
 "failed, and a count of one for each threshold in its slow_at.");
 
 static PyObject *
-metric_from_record(PyTypeObject *type, PyObject *record)
+metric_from_record(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
+    static char *kwlist[] = {"record", NULL};
+    PyObject *record;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:from_record", kwlist,
+                                     &record)) {
+        fg_bind_error("fluxgate.metric.Metric.from_record", (PyObject *)type,
+                      args, kwargs);
+        return NULL;
+    }
     FgState *st = fg_state_from_type(type);
     if (st == NULL) {
         return NULL;
@@ -518,8 +534,10 @@ metric_repr(FgMetric *self)
 }
 
 static PyMethodDef metric_methods[] = {
-    {"empty", (PyCFunction)metric_empty, METH_NOARGS | METH_CLASS, empty_doc},
-    {"from_record", (PyCFunction)metric_from_record, METH_O | METH_CLASS,
+    {"empty", (PyCFunction)(void (*)(void))metric_empty,
+     METH_FASTCALL | METH_KEYWORDS | METH_CLASS, empty_doc},
+    {"from_record", (PyCFunction)(void (*)(void))metric_from_record,
+     METH_VARARGS | METH_KEYWORDS | METH_CLASS,
      from_record_doc},
     {"slow_rate", (PyCFunction)(void (*)(void))metric_slow_rate,
      METH_VARARGS | METH_KEYWORDS, slow_rate_doc},

@@ -215,7 +215,8 @@ module_exec(PyObject *module)
     if (fg_clock_init(module, st) < 0 || fg_metric_init(module, st) < 0
         || fg_windows_init(module, st) < 0 || fg_trackers_init(module, st) < 0
         || fg_trippers_init(module, st) < 0 || fg_retries_init(module, st) < 0
-        || fg_permits_init(module, st) < 0 || fg_breaker_init(module, st) < 0) {
+        || fg_permits_init(module, st) < 0 || fg_breaker_init(module, st) < 0
+        || fg_signatures_init(module, st) < 0) {
         return -1;
     }
     return 0;

@@ -8,13 +8,21 @@
 
 #include <structmember.h>
 
+/* Every permit starts with this header: whether __init__ ran. */
 typedef struct {
     PyObject_HEAD
+    char initialised;
+} FgPermitBase;
+
+typedef struct {
+    PyObject_HEAD
+    char initialised;
     double ratio;
 } FgRandom;
 
 typedef struct {
     PyObject_HEAD
+    char initialised;
     double initial;
     double final;
     double duration;
@@ -50,6 +58,10 @@ draw_below(FgState *st, double share)
 static int
 permit_eval(FgState *st, PyObject *self, PermitKind kind, double changed_at)
 {
+    if ((kind == PERMIT_RANDOM || kind == PERMIT_RAMP_UP)
+        && !((FgPermitBase *)self)->initialised) {
+        return fg_not_initialised(self);
+    }
     switch (kind) {
     case PERMIT_ALL:
         return 1;
@@ -110,6 +122,20 @@ permit_call(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *changed_at_obj;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:__call__", kwlist,
                                      &changed_at_obj)) {
+        static const char *const keys[] = {
+            [PERMIT_ALL] = "fluxgate.permits.All.__call__",
+            [PERMIT_RANDOM] = "fluxgate.permits.Random.__call__",
+            [PERMIT_RAMP_UP] = "fluxgate.permits.RampUp.__call__",
+        };
+        FgState *st = fg_state_from_type(Py_TYPE(self));
+        PyTypeObject *builtin;
+        PermitKind kind = st ? permit_kind(st, self, &builtin) : PERMIT_OTHER;
+        if (kind != PERMIT_OTHER) {
+            fg_bind_error(keys[kind], self, args, kwargs);
+        }
+        else {
+            PyErr_Clear(); /* no module state: keep the parser's error */
+        }
         return NULL;
     }
     double changed_at;
@@ -135,7 +161,13 @@ permit_reduce(PyObject *self, PyObject *unused)
         return NULL;
     }
     PyTypeObject *builtin;
-    switch (permit_kind(st, self, &builtin)) {
+    PermitKind kind = permit_kind(st, self, &builtin);
+    if ((kind == PERMIT_RANDOM || kind == PERMIT_RAMP_UP)
+        && !((FgPermitBase *)self)->initialised) {
+        fg_not_initialised(self);
+        return NULL;
+    }
+    switch (kind) {
     case PERMIT_RANDOM:
         return fg_reduce(self, Py_BuildValue("(d)", ((FgRandom *)self)->ratio),
                          NULL);
@@ -174,11 +206,32 @@ PyDoc_STRVAR(all_doc,
 "--\n\n"
 "Admit every call in HALF_OPEN.");
 
+/* The start of every __init__: the arguments bind (else Python's error for
+ * the stub `key`), and __init__ has not run yet. */
+static int
+init_parse(PyObject *self, PyObject *args, PyObject *kwargs, const char *format,
+           char **kwlist, const char *key, PyObject **a, PyObject **b,
+           PyObject **c)
+{
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, kwlist, a, b, c)) {
+        return fg_bind_error(key, self, args, kwargs);
+    }
+    if (((FgPermitBase *)self)->initialised) {
+        return fg_already_initialised(self);
+    }
+    return 0;
+}
+
 static int
 all_init(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {NULL};
-    return PyArg_ParseTupleAndKeywords(args, kwargs, ":All", kwlist) ? 0 : -1;
+    if (init_parse(self, args, kwargs, ":All", kwlist,
+                   "fluxgate.permits.All.__init__", NULL, NULL, NULL) < 0) {
+        return -1;
+    }
+    ((FgPermitBase *)self)->initialised = 1;
+    return 0;
 }
 
 static PyObject *
@@ -201,7 +254,7 @@ static PyType_Slot all_slots[] = {
 
 static PyType_Spec all_spec = {
     .name = "fluxgate.permits.All",
-    .basicsize = sizeof(PyObject),
+    .basicsize = sizeof(FgPermitBase),
     .flags = PERMIT_FLAGS,
     .slots = all_slots,
 };
@@ -218,8 +271,9 @@ static int
 random_init(FgRandom *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"ratio", NULL};
-    PyObject *ratio_obj;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:Random", kwlist, &ratio_obj)) {
+    PyObject *ratio_obj = NULL;
+    if (init_parse((PyObject *)self, args, kwargs, "O:Random", kwlist,
+                   "fluxgate.permits.Random.__init__", &ratio_obj, NULL, NULL) < 0) {
         return -1;
     }
     double ratio;
@@ -231,12 +285,17 @@ random_init(FgRandom *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     self->ratio = ratio;
+    self->initialised = 1;
     return 0;
 }
 
 static PyObject *
 random_repr(FgRandom *self)
 {
+    if (!self->initialised) {
+        return PyUnicode_FromFormat("<uninitialised %U object>",
+                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+    }
     static const char *const names[] = {"ratio"};
     return fg_params_repr((PyObject *)self, names, &self->ratio, 1);
 }
@@ -280,9 +339,10 @@ static int
 ramp_up_init(FgRampUp *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"initial", "final", "duration", NULL};
-    PyObject *initial_obj, *final_obj, *duration_obj;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO:RampUp", kwlist,
-                                     &initial_obj, &final_obj, &duration_obj)) {
+    PyObject *initial_obj = NULL, *final_obj = NULL, *duration_obj = NULL;
+    if (init_parse((PyObject *)self, args, kwargs, "OOO:RampUp", kwlist,
+                   "fluxgate.permits.RampUp.__init__", &initial_obj, &final_obj,
+                   &duration_obj) < 0) {
         return -1;
     }
     double initial, final, duration;
@@ -305,12 +365,17 @@ ramp_up_init(FgRampUp *self, PyObject *args, PyObject *kwargs)
     self->initial = initial;
     self->final = final;
     self->duration = duration;
+    self->initialised = 1;
     return 0;
 }
 
 static PyObject *
 ramp_up_repr(FgRampUp *self)
 {
+    if (!self->initialised) {
+        return PyUnicode_FromFormat("<uninitialised %U object>",
+                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+    }
     static const char *const names[] = {"initial", "final", "duration"};
     double values[] = {self->initial, self->final, self->duration};
     return fg_params_repr((PyObject *)self, names, values, 3);

@@ -9,14 +9,22 @@
 #include <math.h>
 #include <structmember.h>
 
+/* Every retry starts with this header: whether __init__ ran. */
 typedef struct {
     PyObject_HEAD
+    char initialised;
+} FgRetryBase;
+
+typedef struct {
+    PyObject_HEAD
+    char initialised;
     double duration;
     double jitter_ratio;
 } FgCooldown;
 
 typedef struct {
     PyObject_HEAD
+    char initialised;
     double initial;
     double multiplier;
     double max_duration;
@@ -58,6 +66,10 @@ static int
 retry_eval(FgState *st, PyObject *self, RetryKind kind, double changed_at,
            double reopens)
 {
+    if ((kind == RETRY_COOLDOWN || kind == RETRY_BACKOFF)
+        && !((FgRetryBase *)self)->initialised) {
+        return fg_not_initialised(self);
+    }
     switch (kind) {
     case RETRY_ALWAYS:
         return 1;
@@ -140,6 +152,21 @@ retry_call(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *changed_at_obj, *reopens_obj;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:__call__", kwlist,
                                      &changed_at_obj, &reopens_obj)) {
+        static const char *const keys[] = {
+            [RETRY_ALWAYS] = "fluxgate.retries.Always.__call__",
+            [RETRY_NEVER] = "fluxgate.retries.Never.__call__",
+            [RETRY_COOLDOWN] = "fluxgate.retries.Cooldown.__call__",
+            [RETRY_BACKOFF] = "fluxgate.retries.Backoff.__call__",
+        };
+        FgState *st = fg_state_from_type(Py_TYPE(self));
+        PyTypeObject *builtin;
+        RetryKind kind = st ? retry_kind(st, self, &builtin) : RETRY_OTHER;
+        if (kind != RETRY_OTHER) {
+            fg_bind_error(keys[kind], self, args, kwargs);
+        }
+        else {
+            PyErr_Clear(); /* no module state: keep the parser's error */
+        }
         return NULL;
     }
     double changed_at, reopens;
@@ -181,7 +208,13 @@ retry_reduce(PyObject *self, PyObject *unused)
         return NULL;
     }
     PyTypeObject *builtin;
-    switch (retry_kind(st, self, &builtin)) {
+    RetryKind kind = retry_kind(st, self, &builtin);
+    if ((kind == RETRY_COOLDOWN || kind == RETRY_BACKOFF)
+        && !((FgRetryBase *)self)->initialised) {
+        fg_not_initialised(self);
+        return NULL;
+    }
+    switch (kind) {
     case RETRY_COOLDOWN: {
         FgCooldown *c = (FgCooldown *)self;
         return fg_reduce(self, Py_BuildValue("(dd)", c->duration, c->jitter_ratio),
@@ -215,18 +248,44 @@ static PyMethodDef retry_methods[] = {
 
 /* ---- Always and Never -----------------------------------------------------*/
 
+/* The start of every __init__: the arguments bind (else Python's error for
+ * the stub `key`), and __init__ has not run yet. */
+static int
+init_parse(PyObject *self, PyObject *args, PyObject *kwargs, const char *format,
+           char **kwlist, const char *key, PyObject **a, PyObject **b,
+           PyObject **c, PyObject **d)
+{
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, kwlist, a, b, c, d)) {
+        return fg_bind_error(key, self, args, kwargs);
+    }
+    if (((FgRetryBase *)self)->initialised) {
+        return fg_already_initialised(self);
+    }
+    return 0;
+}
+
 static int
 always_init(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {NULL};
-    return PyArg_ParseTupleAndKeywords(args, kwargs, ":Always", kwlist) ? 0 : -1;
+    if (init_parse(self, args, kwargs, ":Always", kwlist,
+                   "fluxgate.retries.Always.__init__", NULL, NULL, NULL, NULL) < 0) {
+        return -1;
+    }
+    ((FgRetryBase *)self)->initialised = 1;
+    return 0;
 }
 
 static int
 never_init(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {NULL};
-    return PyArg_ParseTupleAndKeywords(args, kwargs, ":Never", kwlist) ? 0 : -1;
+    if (init_parse(self, args, kwargs, ":Never", kwlist,
+                   "fluxgate.retries.Never.__init__", NULL, NULL, NULL, NULL) < 0) {
+        return -1;
+    }
+    ((FgRetryBase *)self)->initialised = 1;
+    return 0;
 }
 
 static PyObject *
@@ -274,14 +333,14 @@ static PyType_Slot never_slots[] = {
 
 static PyType_Spec always_spec = {
     .name = "fluxgate.retries.Always",
-    .basicsize = sizeof(PyObject),
+    .basicsize = sizeof(FgRetryBase),
     .flags = RETRY_FLAGS,
     .slots = always_slots,
 };
 
 static PyType_Spec never_spec = {
     .name = "fluxgate.retries.Never",
-    .basicsize = sizeof(PyObject),
+    .basicsize = sizeof(FgRetryBase),
     .flags = RETRY_FLAGS,
     .slots = never_slots,
 };
@@ -299,9 +358,10 @@ static int
 cooldown_init(FgCooldown *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"duration", "jitter_ratio", NULL};
-    PyObject *duration_obj, *jitter_obj = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:Cooldown", kwlist,
-                                     &duration_obj, &jitter_obj)) {
+    PyObject *duration_obj = NULL, *jitter_obj = NULL;
+    if (init_parse((PyObject *)self, args, kwargs, "O|O:Cooldown", kwlist,
+                   "fluxgate.retries.Cooldown.__init__", &duration_obj,
+                   &jitter_obj, NULL, NULL) < 0) {
         return -1;
     }
     double duration, jitter = 0.0;
@@ -317,12 +377,17 @@ cooldown_init(FgCooldown *self, PyObject *args, PyObject *kwargs)
     }
     self->duration = duration;
     self->jitter_ratio = jitter;
+    self->initialised = 1;
     return 0;
 }
 
 static PyObject *
 cooldown_repr(FgCooldown *self)
 {
+    if (!self->initialised) {
+        return PyUnicode_FromFormat("<uninitialised %U object>",
+                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+    }
     static const char *const names[] = {"duration", "jitter_ratio"};
     double values[] = {self->duration, self->jitter_ratio};
     return fg_params_repr((PyObject *)self, names, values, 2);
@@ -371,11 +436,11 @@ backoff_init(FgBackoff *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"initial", "multiplier", "max_duration",
                              "jitter_ratio", NULL};
-    PyObject *initial_obj, *multiplier_obj = NULL, *max_obj = NULL,
-                           *jitter_obj = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOO:Backoff", kwlist,
-                                     &initial_obj, &multiplier_obj, &max_obj,
-                                     &jitter_obj)) {
+    PyObject *initial_obj = NULL, *multiplier_obj = NULL, *max_obj = NULL,
+             *jitter_obj = NULL;
+    if (init_parse((PyObject *)self, args, kwargs, "O|OOO:Backoff", kwlist,
+                   "fluxgate.retries.Backoff.__init__", &initial_obj,
+                   &multiplier_obj, &max_obj, &jitter_obj) < 0) {
         return -1;
     }
     double initial, multiplier = 2.0, max_duration = 300.0, jitter = 0.0;
@@ -410,12 +475,17 @@ backoff_init(FgBackoff *self, PyObject *args, PyObject *kwargs)
     self->multiplier = multiplier;
     self->max_duration = max_duration;
     self->jitter_ratio = jitter;
+    self->initialised = 1;
     return 0;
 }
 
 static PyObject *
 backoff_repr(FgBackoff *self)
 {
+    if (!self->initialised) {
+        return PyUnicode_FromFormat("<uninitialised %U object>",
+                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+    }
     static const char *const names[] = {"initial", "multiplier", "max_duration",
                                         "jitter_ratio"};
     double values[] = {self->initial, self->multiplier, self->max_duration,

@@ -10,9 +10,8 @@
  *
  * TypeOf and Custom take their arguments in __init__, as the pure-Python
  * classes did, so a subclass may give its own __init__ a different
- * signature. Their field is read and replaced under the object's critical
- * section, and evaluation holds a strong reference, because __init__ may run
- * again (from another thread, or from inside the evaluation itself). */
+ * signature. Their field is set once, under the object's critical section
+ * (__init__ called again raises TypeError), and read under it. */
 #include "components.h"
 
 #include <stddef.h>
@@ -59,15 +58,18 @@ get_value(PyObject *self)
     return value;
 }
 
-static void
+/* Sets the field once: -1 with TypeError when __init__ already ran. */
+static int
 set_value(PyObject *self, PyObject *value)
 {
-    PyObject *old;
+    int done = 0;
     Py_BEGIN_CRITICAL_SECTION(self);
-    old = ((TrackerOne *)self)->value;
-    ((TrackerOne *)self)->value = Py_NewRef(value);
+    if (((TrackerOne *)self)->value == NULL) {
+        ((TrackerOne *)self)->value = Py_NewRef(value);
+        done = 1;
+    }
     Py_END_CRITICAL_SECTION();
-    Py_XDECREF(old);
+    return done ? 0 : fg_already_initialised(self);
 }
 
 /* ---- evaluation ----------------------------------------------------------*/
@@ -179,12 +181,16 @@ fg_tracker_check(FgState *st, PyObject *tracker, PyObject *exception)
 /* ---- calling from Python -------------------------------------------------*/
 
 static PyObject *
-call_with(EvalFn eval, PyObject *self, PyObject *args, PyObject *kwargs)
+call_with(EvalFn eval, const char *key, PyObject *self, PyObject *args,
+          PyObject *kwargs)
 {
     static char *kwlist[] = {"exception", NULL};
     PyObject *exception;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:__call__", kwlist,
                                      &exception)) {
+        if (key != NULL) {
+            fg_bind_error(key, self, args, kwargs);
+        }
         return NULL;
     }
     FgState *st = fg_state_from_type(Py_TYPE(self));
@@ -195,18 +201,18 @@ call_with(EvalFn eval, PyObject *self, PyObject *args, PyObject *kwargs)
     return result < 0 ? NULL : PyBool_FromLong(result);
 }
 
-#define FG_DEFINE_CALL(prefix)                                                \
+#define FG_DEFINE_CALL(prefix, key)                                           \
     static PyObject *prefix##_call(PyObject *self, PyObject *args,            \
                                    PyObject *kwargs)                          \
     {                                                                         \
-        return call_with(prefix##_eval, self, args, kwargs);                  \
+        return call_with(prefix##_eval, (key), self, args, kwargs);           \
     }
-FG_DEFINE_CALL(all)
-FG_DEFINE_CALL(typeof)
-FG_DEFINE_CALL(custom)
-FG_DEFINE_CALL(and)
-FG_DEFINE_CALL(or)
-FG_DEFINE_CALL(not)
+FG_DEFINE_CALL(all, "fluxgate.trackers.All.__call__")
+FG_DEFINE_CALL(typeof, "fluxgate.trackers.TypeOf.__call__")
+FG_DEFINE_CALL(custom, "fluxgate.trackers.Custom.__call__")
+FG_DEFINE_CALL(and, NULL)
+FG_DEFINE_CALL(or, NULL)
+FG_DEFINE_CALL(not, NULL)
 #undef FG_DEFINE_CALL
 
 #define FG_CALL_DOC                                                           \
@@ -360,11 +366,24 @@ PyDoc_STRVAR(all_doc,
 "--\n\n"
 "Track every exception: each one the protected call raises is a failure.");
 
+/* All holds only whether __init__ ran. */
+typedef struct {
+    PyObject_HEAD
+    char initialised;
+} TrackerAll;
+
 static int
 all_init(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {NULL};
-    return PyArg_ParseTupleAndKeywords(args, kwargs, ":All", kwlist) ? 0 : -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":All", kwlist)) {
+        return fg_bind_error("fluxgate.trackers.All.__init__", self, args, kwargs);
+    }
+    if (((TrackerAll *)self)->initialised) {
+        return fg_already_initialised(self);
+    }
+    ((TrackerAll *)self)->initialised = 1;
+    return 0;
 }
 
 static PyObject *
@@ -403,7 +422,7 @@ static PyType_Slot all_slots[] = {
 
 static PyType_Spec all_spec = {
     .name = "fluxgate.trackers.All",
-    .basicsize = sizeof(PyObject),
+    .basicsize = sizeof(TrackerAll),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = all_slots,
 };
@@ -420,7 +439,7 @@ typeof_init(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
         PyErr_SetString(PyExc_TypeError, "TypeOf() takes no keyword arguments");
-        return -1;
+        return fg_bind_error("fluxgate.trackers.TypeOf.__init__", self, args, kwargs);
     }
     Py_ssize_t n = PyTuple_GET_SIZE(args);
     if (n == 0) {
@@ -436,8 +455,7 @@ typeof_init(PyObject *self, PyObject *args, PyObject *kwargs)
             return -1;
         }
     }
-    set_value(self, args);
-    return 0;
+    return set_value(self, args);
 }
 
 /* A class as code names it: `ValueError`, `package.module.Error`. */
@@ -552,7 +570,7 @@ custom_init(PyObject *self, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"func", NULL};
     PyObject *func;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:Custom", kwlist, &func)) {
-        return -1;
+        return fg_bind_error("fluxgate.trackers.Custom.__init__", self, args, kwargs);
     }
     if (!PyCallable_Check(func)) {
         PyErr_Format(PyExc_TypeError,
@@ -560,8 +578,7 @@ custom_init(PyObject *self, PyObject *args, PyObject *kwargs)
                      Py_TYPE(func)->tp_name);
         return -1;
     }
-    set_value(self, func);
-    return 0;
+    return set_value(self, func);
 }
 
 static PyObject *

@@ -35,6 +35,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     Kind kind;
+    char initialised; /* __init__ ran */
     int64_t count;
     double ratio;
     double threshold;
@@ -205,9 +206,14 @@ read_counts(Eval *e, Leaf *leaf, FgTotals *totals, int64_t *slow)
     return rc;
 }
 
+static int leaf_needs_init(const Leaf *leaf);
+
 static int
 leaf_check(Eval *e, Leaf *leaf)
 {
+    if (leaf_needs_init(leaf)) {
+        return fg_not_initialised((PyObject *)leaf);
+    }
     switch (leaf->kind) {
     case K_CLOSED:
         return state_is(e, FG_CLOSED);
@@ -314,6 +320,11 @@ fg_tripper_collect_thresholds(FgState *st, PyObject *tripper,
     PyObject *leaf;
     while ((leaf = PyIter_Next(iter)) != NULL) {
         int keep = PyObject_TypeCheck(leaf, (PyTypeObject *)st->SlowRate_Type);
+        if (keep && leaf_needs_init((Leaf *)leaf)) {
+            fg_not_initialised(leaf);
+            Py_DECREF(leaf);
+            break;
+        }
         double threshold = keep ? ((Leaf *)leaf)->threshold : 0.0;
         Py_DECREF(leaf);
         /* Ascending, as 0.9.4 orders them (a record's slow_at, a metric's
@@ -356,8 +367,21 @@ static PyObject *
 tripper_call(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"ctx", NULL};
+    static const char *const keys[] = {
+        [K_CLOSED] = "fluxgate.trippers.Closed.__call__",
+        [K_HALF_OPENED] = "fluxgate.trippers.HalfOpened.__call__",
+        [K_MIN_REQUESTS] = "fluxgate.trippers.MinRequests.__call__",
+        [K_FAILURE_RATE] = "fluxgate.trippers.FailureRate.__call__",
+        [K_AVG_LATENCY] = "fluxgate.trippers.AvgLatency.__call__",
+        [K_SLOW_RATE] = "fluxgate.trippers.SlowRate.__call__",
+        [K_FAILURE_STREAK] = "fluxgate.trippers.FailureStreak.__call__",
+    };
     PyObject *ctx;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:__call__", kwlist, &ctx)) {
+        Kind kind = ((Node *)self)->kind;
+        if (kind < K_AND && keys[kind] != NULL) {
+            fg_bind_error(keys[kind], self, args, kwargs);
+        }
         return NULL;
     }
     FgState *st = fg_state_from_type(Py_TYPE(self));
@@ -448,6 +472,9 @@ leaf_repr(Leaf *self)
     /* Every tripper type, built-in or Python subclass, is a heap type. */
     PyObject *name = ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname;
     PyObject *ratio, *threshold, *repr;
+    if (leaf_needs_init(self)) {
+        return PyUnicode_FromFormat("<uninitialised %U object>", name);
+    }
     switch (self->kind) {
     case K_MIN_REQUESTS:
     case K_FAILURE_STREAK:
@@ -487,6 +514,10 @@ static PyObject *
 leaf_reduce(Leaf *self, PyObject *unused)
 {
     PyObject *self_obj = (PyObject *)self;
+    if (leaf_needs_init(self)) {
+        fg_not_initialised(self_obj);
+        return NULL;
+    }
     switch (self->kind) {
     case K_MIN_REQUESTS:
     case K_FAILURE_STREAK:
@@ -568,93 +599,153 @@ parse_threshold(PyObject *obj, double *out)
     return 0;
 }
 
-/* ---- constructors --------------------------------------------------------*/
+/* ---- constructors --------------------------------------------------------
+ *
+ * __new__ only allocates a leaf of its kind; __init__ parses, so that a
+ * subclass's __init__ of any signature can call super().__init__(...). A
+ * leaf with parameters whose __init__ never ran is not initialised: using it
+ * raises TypeError. __init__ runs once. */
 
-static PyObject *
-closed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+static int
+leaf_needs_init(const Leaf *leaf)
 {
-    static char *kwlist[] = {NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":Closed", kwlist)) {
-        return NULL;
-    }
-    return new_leaf(type, K_CLOSED, 0, 0.0, 0.0);
+    return !leaf->initialised && leaf->kind != K_CLOSED
+           && leaf->kind != K_HALF_OPENED;
 }
 
-static PyObject *
-half_opened_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":HalfOpened", kwlist)) {
-        return NULL;
+#define LEAF_NEW(fn, kind)                                                    \
+    static PyObject *fn(PyTypeObject *type, PyObject *args, PyObject *kwargs) \
+    {                                                                         \
+        (void)args;                                                           \
+        (void)kwargs;                                                         \
+        return new_leaf(type, (kind), 0, 0.0, 0.0);                           \
     }
-    return new_leaf(type, K_HALF_OPENED, 0, 0.0, 0.0);
+
+LEAF_NEW(closed_new, K_CLOSED)
+LEAF_NEW(half_opened_new, K_HALF_OPENED)
+LEAF_NEW(min_requests_new, K_MIN_REQUESTS)
+LEAF_NEW(failure_streak_new, K_FAILURE_STREAK)
+LEAF_NEW(failure_rate_new, K_FAILURE_RATE)
+LEAF_NEW(avg_latency_new, K_AVG_LATENCY)
+LEAF_NEW(slow_rate_new, K_SLOW_RATE)
+
+/* Parses (format, kwlist) into objs; -1 with the error Python would raise. */
+static int
+leaf_parse(Leaf *self, PyObject *args, PyObject *kwargs, const char *format,
+           char **kwlist, const char *key, PyObject **a, PyObject **b)
+{
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, kwlist, a, b)) {
+        return fg_bind_error(key, (PyObject *)self, args, kwargs);
+    }
+    if (self->initialised) {
+        return fg_already_initialised((PyObject *)self);
+    }
+    return 0;
 }
 
-static PyObject *
-counting_new(PyTypeObject *type, PyObject *args, PyObject *kwargs, Kind kind,
-             const char *format)
+static int
+closed_init(Leaf *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {NULL};
+    if (leaf_parse(self, args, kwargs, ":Closed", kwlist,
+                   "fluxgate.trippers.Closed.__init__", NULL, NULL) < 0) {
+        return -1;
+    }
+    self->initialised = 1;
+    return 0;
+}
+
+static int
+half_opened_init(Leaf *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {NULL};
+    if (leaf_parse(self, args, kwargs, ":HalfOpened", kwlist,
+                   "fluxgate.trippers.HalfOpened.__init__", NULL, NULL) < 0) {
+        return -1;
+    }
+    self->initialised = 1;
+    return 0;
+}
+
+static int
+counting_init(Leaf *self, PyObject *args, PyObject *kwargs, const char *format,
+              const char *key)
 {
     static char *kwlist[] = {"count", NULL};
-    PyObject *obj;
+    PyObject *obj = NULL;
     int64_t count;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, kwlist, &obj)
+    if (leaf_parse(self, args, kwargs, format, kwlist, key, &obj, NULL) < 0
         || parse_count(obj, &count) < 0) {
-        return NULL;
+        return -1;
     }
-    return new_leaf(type, kind, count, 0.0, 0.0);
+    self->count = count;
+    self->initialised = 1;
+    return 0;
 }
 
-static PyObject *
-min_requests_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+static int
+min_requests_init(Leaf *self, PyObject *args, PyObject *kwargs)
 {
-    return counting_new(type, args, kwargs, K_MIN_REQUESTS, "O:MinRequests");
+    return counting_init(self, args, kwargs, "O:MinRequests",
+                         "fluxgate.trippers.MinRequests.__init__");
 }
 
-static PyObject *
-failure_streak_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+static int
+failure_streak_init(Leaf *self, PyObject *args, PyObject *kwargs)
 {
-    return counting_new(type, args, kwargs, K_FAILURE_STREAK, "O:FailureStreak");
+    return counting_init(self, args, kwargs, "O:FailureStreak",
+                         "fluxgate.trippers.FailureStreak.__init__");
 }
 
-static PyObject *
-failure_rate_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+static int
+failure_rate_init(Leaf *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"ratio", NULL};
-    PyObject *obj;
+    PyObject *obj = NULL;
     double ratio;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:FailureRate", kwlist, &obj)
+    if (leaf_parse(self, args, kwargs, "O:FailureRate", kwlist,
+                   "fluxgate.trippers.FailureRate.__init__", &obj, NULL) < 0
         || parse_ratio(obj, &ratio) < 0) {
-        return NULL;
+        return -1;
     }
-    return new_leaf(type, K_FAILURE_RATE, 0, ratio, 0.0);
+    self->ratio = ratio;
+    self->initialised = 1;
+    return 0;
 }
 
-static PyObject *
-avg_latency_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+static int
+avg_latency_init(Leaf *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"threshold", NULL};
-    PyObject *obj;
+    PyObject *obj = NULL;
     double threshold;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:AvgLatency", kwlist, &obj)
+    if (leaf_parse(self, args, kwargs, "O:AvgLatency", kwlist,
+                   "fluxgate.trippers.AvgLatency.__init__", &obj, NULL) < 0
         || parse_threshold(obj, &threshold) < 0) {
-        return NULL;
+        return -1;
     }
-    return new_leaf(type, K_AVG_LATENCY, 0, 0.0, threshold);
+    self->threshold = threshold;
+    self->initialised = 1;
+    return 0;
 }
 
-static PyObject *
-slow_rate_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+static int
+slow_rate_init(Leaf *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"ratio", "threshold", NULL};
-    PyObject *ratio_obj, *threshold_obj;
+    PyObject *ratio_obj = NULL, *threshold_obj = NULL;
     double ratio, threshold;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O$O:SlowRate", kwlist,
-                                     &ratio_obj, &threshold_obj)
+    if (leaf_parse(self, args, kwargs, "O$O:SlowRate", kwlist,
+                   "fluxgate.trippers.SlowRate.__init__", &ratio_obj,
+                   &threshold_obj) < 0
         || parse_ratio(ratio_obj, &ratio) < 0
         || parse_threshold(threshold_obj, &threshold) < 0) {
-        return NULL;
+        return -1;
     }
-    return new_leaf(type, K_SLOW_RATE, 0, ratio, threshold);
+    self->ratio = ratio;
+    self->threshold = threshold;
+    self->initialised = 1;
+    return 0;
 }
 
 /* ---- leaf types ----------------------------------------------------------*/
@@ -691,9 +782,10 @@ static PyMemberDef slow_rate_members[] = {
     {NULL},
 };
 
-#define LEAF_SLOTS(new_fn, doc, members)                                      \
+#define LEAF_SLOTS(new_fn, init_fn, doc, members)                             \
     {Py_tp_doc, (void *)(doc)},                                               \
     {Py_tp_new, (void *)(new_fn)},                                            \
+    {Py_tp_init, (void *)(init_fn)},                                          \
     {Py_tp_dealloc, (void *)fg_plain_dealloc},                                \
     {Py_tp_traverse, (void *)fg_plain_traverse},                              \
     {Py_tp_repr, (void *)leaf_repr},                                          \
@@ -714,28 +806,28 @@ static PyMemberDef no_members[] = {{NULL}};
 PyDoc_STRVAR(closed_doc,
 "Closed()\n--\n\n"
 "True while the breaker is closed.");
-static PyType_Slot closed_slots[] = {LEAF_SLOTS(closed_new, closed_doc, no_members)};
+static PyType_Slot closed_slots[] = {LEAF_SLOTS(closed_new, closed_init, closed_doc, no_members)};
 static PyType_Spec closed_spec = LEAF_SPEC("Closed", closed_slots);
 
 PyDoc_STRVAR(half_opened_doc,
 "HalfOpened()\n--\n\n"
 "True while the breaker is half-open.");
 static PyType_Slot half_opened_slots[] = {
-    LEAF_SLOTS(half_opened_new, half_opened_doc, no_members)};
+    LEAF_SLOTS(half_opened_new, half_opened_init, half_opened_doc, no_members)};
 static PyType_Spec half_opened_spec = LEAF_SPEC("HalfOpened", half_opened_slots);
 
 PyDoc_STRVAR(min_requests_doc,
 "MinRequests(count)\n--\n\n"
 "True once the window holds at least `count` calls.");
 static PyType_Slot min_requests_slots[] = {
-    LEAF_SLOTS(min_requests_new, min_requests_doc, count_members)};
+    LEAF_SLOTS(min_requests_new, min_requests_init, min_requests_doc, count_members)};
 static PyType_Spec min_requests_spec = LEAF_SPEC("MinRequests", min_requests_slots);
 
 PyDoc_STRVAR(failure_rate_doc,
 "FailureRate(ratio)\n--\n\n"
 "True when there are calls and at least `ratio` of them failed.");
 static PyType_Slot failure_rate_slots[] = {
-    LEAF_SLOTS(failure_rate_new, failure_rate_doc, ratio_members)};
+    LEAF_SLOTS(failure_rate_new, failure_rate_init, failure_rate_doc, ratio_members)};
 static PyType_Spec failure_rate_spec = LEAF_SPEC("FailureRate", failure_rate_slots);
 
 PyDoc_STRVAR(avg_latency_doc,
@@ -743,7 +835,7 @@ PyDoc_STRVAR(avg_latency_doc,
 "True when there are calls and their mean duration is at least `threshold`\n"
 "seconds.");
 static PyType_Slot avg_latency_slots[] = {
-    LEAF_SLOTS(avg_latency_new, avg_latency_doc, threshold_members)};
+    LEAF_SLOTS(avg_latency_new, avg_latency_init, avg_latency_doc, threshold_members)};
 static PyType_Spec avg_latency_spec = LEAF_SPEC("AvgLatency", avg_latency_slots);
 
 PyDoc_STRVAR(slow_rate_doc,
@@ -752,14 +844,14 @@ PyDoc_STRVAR(slow_rate_doc,
 "seconds or longer. The breaker classifies each successful call against the\n"
 "thresholds of the SlowRate trippers it finds in its tripper.");
 static PyType_Slot slow_rate_slots[] = {
-    LEAF_SLOTS(slow_rate_new, slow_rate_doc, slow_rate_members)};
+    LEAF_SLOTS(slow_rate_new, slow_rate_init, slow_rate_doc, slow_rate_members)};
 static PyType_Spec slow_rate_spec = LEAF_SPEC("SlowRate", slow_rate_slots);
 
 PyDoc_STRVAR(failure_streak_doc,
 "FailureStreak(count)\n--\n\n"
 "True once the last `count` recorded calls all failed.");
 static PyType_Slot failure_streak_slots[] = {
-    LEAF_SLOTS(failure_streak_new, failure_streak_doc, count_members)};
+    LEAF_SLOTS(failure_streak_new, failure_streak_init, failure_streak_doc, count_members)};
 static PyType_Spec failure_streak_spec = LEAF_SPEC("FailureStreak",
                                                    failure_streak_slots);
 

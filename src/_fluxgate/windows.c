@@ -963,8 +963,11 @@ static PyObject *
 window_record(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"record", NULL};
+    static const char *const keys[] = {"fluxgate.windows.CountWindow.record",
+                                       "fluxgate.windows.TimeWindow.record"};
     PyObject *record;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:record", kwlist, &record)) {
+        fg_bind_error(keys[((Window *)self)->kind], self, args, kwargs);
         return NULL;
     }
     FgState *st = window_state(self);
@@ -1014,8 +1017,14 @@ PyDoc_STRVAR(get_metric_doc,
 "The totals of the records the window holds, as a Metric.");
 
 static PyObject *
-window_get_metric(PyObject *self, PyObject *unused)
+window_get_metric(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
 {
+    static const char *const keys[] = {"fluxgate.windows.CountWindow.get_metric",
+                                       "fluxgate.windows.TimeWindow.get_metric"};
+    if (fg_check_no_args(keys[((Window *)self)->kind], self, args, nargs, kwnames) < 0) {
+        return NULL;
+    }
     FgState *st = window_state(self);
     if (st == NULL) {
         return NULL;
@@ -1033,8 +1042,14 @@ PyDoc_STRVAR(reset_doc,
 "Forget every record: the metric becomes Metric.empty().");
 
 static PyObject *
-window_reset(PyObject *self, PyObject *unused)
+window_reset(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
 {
+    static const char *const keys[] = {"fluxgate.windows.CountWindow.reset",
+                                       "fluxgate.windows.TimeWindow.reset"};
+    if (fg_check_no_args(keys[((Window *)self)->kind], self, args, nargs, kwnames) < 0) {
+        return NULL;
+    }
     Py_BEGIN_CRITICAL_SECTION(self);
     window_clear((Window *)self);
     Py_END_CRITICAL_SECTION();
@@ -1050,7 +1065,10 @@ window_init(PyObject *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(
             args, kwargs, w->kind == COUNT_WINDOW ? "O:CountWindow" : "O:TimeWindow",
             kwlist, &size_obj)) {
-        return -1;
+        return fg_bind_error(w->kind == COUNT_WINDOW
+                                 ? "fluxgate.windows.CountWindow.__init__"
+                                 : "fluxgate.windows.TimeWindow.__init__",
+                             self, args, kwargs);
     }
     int64_t size;
     if (fg_as_int64(size_obj, "size", &size) < 0) {
@@ -1062,7 +1080,8 @@ window_init(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     int rc;
     Py_BEGIN_CRITICAL_SECTION(self);
-    rc = window_allocate(w, size);
+    /* __init__ runs once: a breaker may already be recording into it. */
+    rc = w->size != 0 ? fg_already_initialised(self) : window_allocate(w, size);
     Py_END_CRITICAL_SECTION();
     return rc;
 }
@@ -1660,8 +1679,10 @@ window_get_size(PyObject *self, void *closure)
 static PyMethodDef window_methods[] = {
     {"record", (PyCFunction)(void (*)(void))window_record,
      METH_VARARGS | METH_KEYWORDS, record_doc},
-    {"get_metric", window_get_metric, METH_NOARGS, get_metric_doc},
-    {"reset", window_reset, METH_NOARGS, reset_doc},
+    {"get_metric", (PyCFunction)(void (*)(void))window_get_metric,
+     METH_FASTCALL | METH_KEYWORDS, get_metric_doc},
+    {"reset", (PyCFunction)(void (*)(void))window_reset,
+     METH_FASTCALL | METH_KEYWORDS, reset_doc},
     {"__reduce__", window_reduce, METH_NOARGS, reduce_doc},
     {"__setstate__", window_setstate, METH_O, setstate_doc},
     {NULL, NULL, 0, NULL},

@@ -2,8 +2,10 @@
 scenarios on it.
 
 The venv is cached outside the work tree (``FLUXGATE_REFERENCE_VENV``, by
-default ``$XDG_CACHE_HOME/fluxgate-tests/reference-0.9.4`` or
-``~/.cache/fluxgate-tests/reference-0.9.4``) and reused when it imports the
+default ``$XDG_CACHE_HOME/fluxgate-tests/reference-0.9.4-pyX.Y`` or
+``~/.cache/fluxgate-tests/reference-0.9.4-pyX.Y``, one per Python version of
+the tests, since messages such as argument errors differ between versions)
+and reused when it imports the
 pinned versions.  It is built in a temporary directory beside it and renamed
 into place only once complete, so an interrupted build is never reused.
 
@@ -84,7 +86,8 @@ def venv_dir() -> Path:
     if chosen:
         return Path(chosen).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "fluxgate-tests" / "reference-0.9.4"
+    version = "{}.{}".format(*sys.version_info[:2])
+    return Path(cache) / "fluxgate-tests" / f"reference-0.9.4-py{version}"
 
 
 def venv_python(venv: Path) -> Path:

@@ -2,7 +2,7 @@
 
 from typing import Protocol, runtime_checkable
 
-from fluxgate.signal import Signal
+from fluxgate.signal import Signal as Signal
 
 __all__ = ["AsyncListener", "Listener"]
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import ClassVar
 
 from fluxgate.listeners._time import format_timestamp
-from fluxgate.listeners.base import Listener
-from fluxgate.signal import Signal
+from fluxgate.listeners.base import Listener as Listener
+from fluxgate.signal import Signal as Signal
 from fluxgate.state import State
 
 __all__ = ["LogListener"]
@@ -36,7 +35,7 @@ class LogListener(Listener):
         self,
         name: str,
         logger: logging.Logger | None = None,
-        level_map: Mapping[State, int] | None = None,
+        level_map: dict[State, int] | None = None,
     ) -> None:
         self._name = name
         self._logger = (
@@ -44,7 +43,7 @@ class LogListener(Listener):
         )
         self._level_map: dict[State, int] = {**self.DEFAULT_LEVEL_MAP, **(level_map or {})}
 
-    def __call__(self, signal: Signal, /) -> None:
+    def __call__(self, signal: Signal) -> None:
         self._logger.log(
             self._level_map.get(signal.new_state, logging.INFO),
             "[%s] Circuit Breaker '%s' transitioned from %s to %s",

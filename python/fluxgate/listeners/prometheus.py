@@ -21,8 +21,8 @@ from fluxgate.listeners._prometheus_metrics import (
     GAUGE_LABELS,
     shared_metrics,
 )
-from fluxgate.listeners.base import Listener
-from fluxgate.signal import Signal
+from fluxgate.listeners.base import Listener as Listener
+from fluxgate.signal import Signal as Signal
 from fluxgate.state import State
 
 __all__ = ["PrometheusListener"]
@@ -62,7 +62,7 @@ class PrometheusListener(Listener):
         self._registry = prometheus_client.REGISTRY if registry is None else registry
         self._gauge, self._counter = shared_metrics(self._registry)
 
-    def __call__(self, signal: Signal, /) -> None:
+    def __call__(self, signal: Signal) -> None:
         values = dict.fromkeys(_STATES, 0)
         values[signal.new_state] = 1
         for state, value in values.items():
