@@ -54,18 +54,6 @@ UNANNOTATED = {
     ("fluxgate.circuitbreaker.CircuitBreaker", "call_with_fallback"),
 }
 # Known differences being fixed elsewhere: a strict xfail fails once fixed.
-PENDING = {
-    ("fluxgate.listeners.slack.SlackListener", "__call__"): (
-        "the Slack listeners' __call__ takes `signal` positional-only; 0.9.4's "
-        "took it positional-or-keyword"
-    ),
-    ("fluxgate.listeners.slack.AsyncSlackListener", "__call__"): (
-        "the Slack listeners' __call__ takes `signal` positional-only; 0.9.4's "
-        "took it positional-or-keyword"
-    ),
-}
-
-
 @pytest.fixture(scope="module")
 def reference() -> Any:
     python = reference_python()
@@ -148,23 +136,10 @@ def test_signatures_match(key: str, reference: Any, ours: Any, request: Any) -> 
         key, None, theirs["class"], False
     ), f"{key}()"
     for method, description in theirs["methods"].items():
-        if (key, method) in PENDING:
-            continue
         assert method in mine["methods"], f"{key}.{method} is missing"
         assert _comparable(key, method, mine["methods"][method], True) == _comparable(
             key, method, description, False
         ), f"{key}.{method}"
-
-
-@pytest.mark.parametrize(
-    ("key", "method"),
-    [pytest.param(key, method, marks=pytest.mark.xfail(strict=True, reason=why))
-     for (key, method), why in PENDING.items()],
-)  # fmt: skip
-def test_pending_signatures(key: str, method: str, reference: Any, ours: Any) -> None:
-    theirs = reference["signatures"][key]["methods"][method]
-    mine = ours["signatures"][key]["methods"][method]
-    assert _comparable(key, method, mine, True) == _comparable(key, method, theirs, False)
 
 
 @pytest.mark.parametrize("call", surface.MISUSE)

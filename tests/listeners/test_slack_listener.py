@@ -468,8 +468,9 @@ def test_signature(cls: SlackClass) -> None:
         ("api_url", inspect.Parameter.KEYWORD_ONLY, "https://slack.com/api/chat.postMessage"),
         ("timeout", inspect.Parameter.KEYWORD_ONLY, 5.0),
     ]
+    # As in 0.9.4: `signal` may also be passed by keyword.
     call = inspect.signature(cls.__call__).parameters["signal"]
-    assert call.kind is inspect.Parameter.POSITIONAL_ONLY
+    assert call.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
 def test_import_without_httpx_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

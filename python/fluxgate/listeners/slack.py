@@ -333,7 +333,7 @@ class SlackListener(_SlackBase, Listener):
         self._worker: threading.Thread | None = None
         self._worker_pid = os.getpid()
 
-    def __call__(self, signal: Signal, /) -> None:
+    def __call__(self, signal: Signal) -> None:
         post = _Post(signal)
         if not self._submit(post):
             # No thread can start (the interpreter is shutting down): post here.
@@ -434,7 +434,7 @@ class AsyncSlackListener(_SlackBase, AsyncListener):
         super().__init__(name, channel, api_url, _checked_timeout(timeout))
         self._client = httpx.AsyncClient(headers=headers, timeout=timeout)
 
-    async def __call__(self, signal: Signal, /) -> None:
+    async def __call__(self, signal: Signal) -> None:
         post = asyncio.ensure_future(self._post(signal))
         try:
             done, _ = await asyncio.wait({post}, timeout=self._timeout)
