@@ -16,7 +16,6 @@ marks into times.
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import threading
@@ -48,25 +47,13 @@ def _monotonic() -> float:
 def _closable_listeners(breaker: object) -> tuple[object, ...]:
     """The listeners of ``breaker`` that have a ``close()`` method.
 
-    ``AsyncCircuitBreaker`` keeps them in ``_listeners``; the native
-    ``CircuitBreaker`` does not expose them, but reports its listeners tuple
-    (with its components, none of them a tuple) to the garbage collector,
-    which is where they are read from.
+    Both breakers keep their listeners, as a tuple, in ``_listeners``.
     """
-    listeners = getattr(breaker, "listeners", None)
+    listeners = getattr(breaker, "_listeners", None)
     if not isinstance(listeners, tuple):
-        listeners = getattr(breaker, "_listeners", None)
-    if isinstance(listeners, tuple):
-        candidates: list[object] = list(listeners)
-    else:
-        candidates = [
-            item
-            for referent in gc.get_referents(breaker)
-            if isinstance(referent, tuple) and all(callable(item) for item in referent)
-            for item in referent
-        ]
+        return ()
     found: dict[int, object] = {}
-    for listener in candidates:
+    for listener in listeners:
         if callable(getattr(listener, "close", None)):
             found.setdefault(id(listener), listener)
     return tuple(found.values())

@@ -407,6 +407,9 @@ static PyMethodDef breaker_methods[] = {
 static PyMemberDef breaker_members[] = {
     {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(FgBreaker, weakreflist),
      Py_READONLY, NULL},
+    /* Private, as on AsyncCircuitBreaker: what a registry closes on eviction. */
+    {"_listeners", Py_T_OBJECT_EX, offsetof(FgBreaker, listeners), Py_READONLY,
+     NULL},
     {NULL},
 };
 
