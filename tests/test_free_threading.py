@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 from conftest import run_threads
@@ -96,7 +96,7 @@ def reader(cb: CircuitBreaker, done: threading.Event, *, grows: bool) -> Callabl
 
 
 def workers_then_done(
-    workers: list[Callable[[], None]], done: threading.Event
+    workers: Sequence[Callable[[], None]], done: threading.Event
 ) -> list[Callable[[], None]]:
     """The workers, the last one to finish setting `done`."""
     remaining = [len(workers)]
@@ -144,7 +144,7 @@ def test_one_shared_breaker_counts_every_call_exactly(window: str) -> None:
 @pytest.mark.parametrize("window", WINDOWS)
 def test_decorated_functions_and_calls_share_one_count(window: str) -> None:
     cb = CircuitBreaker(window=WINDOWS[window](THREADS * CALLS), tripper=MinRequests(NEVER))
-    protected = {ok: cb(ok), boom: cb(boom)}
+    protected: dict[Callable[[], object], Callable[[], object]] = {ok: cb(ok), boom: cb(boom)}
 
     def worker() -> None:
         for i in range(CALLS):
