@@ -19,13 +19,22 @@ Reference-leak check (``FLUXGATE_LEAKCHECK=1``, or ``=WARMUPS:RUNS``)
     than ``FLUXGATE_LEAKCHECK_SLOW`` seconds (default 10), is reported as
     usual but not measured; the run's closing summary lists such tests.
     Mark a test ``@pytest.mark.no_leakcheck(reason)`` to exempt it.
+
+GIL check (``FLUXGATE_REQUIRE_NO_GIL=1``)
+    For a free-threaded build run with the GIL off: after every fluxgate
+    module has been imported, and again when the run ends, the GIL must still
+    be off.  The interpreter turns it back on (with a RuntimeWarning) when it
+    loads an extension module that does not declare itself free-threading
+    safe, and then nothing here would run in parallel.
 """
 
 from __future__ import annotations
 
 import abc
 import gc
+import importlib
 import os
+import pkgutil
 import re
 import sys
 import threading
@@ -57,6 +66,34 @@ settings.register_profile(
 )
 
 LEAKCHECK_ENV = "FLUXGATE_LEAKCHECK"
+NO_GIL_ENV = "FLUXGATE_REQUIRE_NO_GIL"
+
+
+def _gil_enabled() -> bool:
+    is_gil_enabled: Callable[[], bool] | None = getattr(sys, "_is_gil_enabled", None)
+    return True if is_gil_enabled is None else is_gil_enabled()
+
+
+class RequireNoGil:
+    """Fails the run if the GIL is on once every fluxgate module is imported,
+    or at its end (see the module docstring)."""
+
+    def __init__(self) -> None:
+        import fluxgate
+
+        for module in pkgutil.walk_packages(fluxgate.__path__, "fluxgate."):
+            importlib.import_module(module.name)
+        if _gil_enabled():
+            raise pytest.UsageError(
+                f"{NO_GIL_ENV}: the GIL is enabled after importing every fluxgate "
+                "module (run a free-threaded build without PYTHON_GIL=1)"
+            )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if _gil_enabled():
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print(f"\nerror: {NO_GIL_ENV}: the GIL was enabled during the run", file=sys.stderr)
 
 
 def _leakcheck_runs(value: str) -> tuple[int, int] | None:
@@ -78,6 +115,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "no_leakcheck(reason): exempt a test from the leak check"
     )
+    if os.environ.get(NO_GIL_ENV, "") not in ("", "0"):
+        config.pluginmanager.register(RequireNoGil(), "fluxgate-require-no-gil")
     runs = _leakcheck_runs(os.environ.get(LEAKCHECK_ENV, ""))
     if runs is None:
         return

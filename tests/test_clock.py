@@ -5,6 +5,7 @@ them (freezegun, unittest.mock) otherwise."""
 from __future__ import annotations
 
 import importlib.util
+import threading
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -168,3 +169,38 @@ def test_time_machine_is_honoured_after_native_readings() -> None:
     with time_machine.travel(1_000_000.0, tick=False):
         assert _fluxgate._wall_time() == 1_000_000.0
     assert _fluxgate._wall_time() > 1_000_000_000
+
+
+def test_every_copy_of_the_module_follows_a_replacement() -> None:
+    module = fresh_module()
+    module._wall_time()
+    _fluxgate._wall_time()
+    with mock.patch("time.time", return_value=5.0):
+        assert module._wall_time() == 5.0
+        assert _fluxgate._wall_time() == 5.0
+        later = fresh_module()
+        assert later._wall_time() == 5.0
+    for each in (module, _fluxgate, later):
+        assert_native(each._wall_time, time.time)
+
+
+def test_a_replacement_made_in_another_thread_is_followed() -> None:
+    _fluxgate._monotonic()
+    patched = threading.Event()
+    restore = threading.Event()
+
+    def patcher() -> None:
+        with mock.patch("time.perf_counter", return_value=42.0):
+            patched.set()
+            restore.wait(30)
+
+    thread = threading.Thread(target=patcher)
+    thread.start()
+    try:
+        assert patched.wait(30)
+        assert _fluxgate._monotonic() == 42.0
+    finally:
+        restore.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert_native(_fluxgate._monotonic, time.perf_counter)

@@ -125,19 +125,47 @@ fg_dict_get_ref(PyObject *d, PyObject *key, PyObject **result)
 #endif
 }
 
-/* A number that changes whenever the dict changes (PEP 509), or 0 where the
- * interpreter no longer offers one (3.12 deprecated it): callers then look
- * the key up every time. */
+/* The same for a key given as a C string. */
+#if PY_VERSION_HEX < 0x030D0000
+static inline int
+fg_PyDict_GetItemStringRef(PyObject *d, const char *key, PyObject **result)
+{
+    PyObject *key_obj = PyUnicode_FromString(key);
+    if (key_obj == NULL) {
+        *result = NULL;
+        return -1;
+    }
+    int rc = fg_dict_get_ref(d, key_obj, result);
+    Py_DECREF(key_obj);
+    return rc;
+}
+#  define PyDict_GetItemStringRef fg_PyDict_GetItemStringRef
+#endif
+
+/* Dict watchers (PyDict_AddWatcher) exist from 3.12, which deprecated the
+ * version tag (PEP 509) older versions offer instead: a number that changes
+ * whenever the dict changes. */
+#if PY_VERSION_HEX >= 0x030C0000
+#  define FG_DICT_WATCHERS 1
+#else
+#  define FG_DICT_WATCHERS 0
 static inline uint64_t
 fg_dict_version(PyObject *d)
 {
-#if PY_VERSION_HEX < 0x030C0000
     return ((PyDictObject *)d)->ma_version_tag;
-#else
-    (void)d;
-    return 0;
-#endif
 }
+#endif
+
+/* ---- Atomics ---------------------------------------------------------------
+ * Relaxed loads and stores of an int that threads share: atomic on 3.13+
+ * (free-threaded builds need it), plain before (a GIL always serialises). */
+#if PY_VERSION_HEX >= 0x030D0000
+#  define fg_atomic_load_int_relaxed(p) _Py_atomic_load_int_relaxed(p)
+#  define fg_atomic_store_int_relaxed(p, v) _Py_atomic_store_int_relaxed((p), (v))
+#else
+#  define fg_atomic_load_int_relaxed(p) (*(p))
+#  define fg_atomic_store_int_relaxed(p, v) ((void)(*(p) = (v)))
+#endif
 
 /* ---- Attributes ------------------------------------------------------------*/
 #if PY_VERSION_HEX < 0x030D0000

@@ -58,6 +58,7 @@
     X(default_permit)                                                         \
     /* clocks and randomness */                                               \
     X(time_dict)                                                              \
+    X(clock_watch) /* 3.12+: a capsule holding the FgClockWatch, or NULL */   \
     X(random_module)                                                          \
     /* classes and hooks handed over by the Python layer (_bind) */           \
     X(Record)                                                                 \
@@ -95,13 +96,24 @@ typedef enum {
     FG_STATE_COUNT
 } FgStateId;
 
-/* The version of the time module's namespace (fg_dict_version) at which one
- * of its clocks was last found native, and the function object found then
- * (borrowed from the namespace, and only read while the version holds). */
+/* The time module's clocks, indexed by FgClockId in FgState (clock.c). */
+typedef enum { FG_CLOCK_PERF_COUNTER = 0, FG_CLOCK_TIME, FG_CLOCK_COUNT } FgClockId;
+
+#if !FG_DICT_WATCHERS
+/* Before 3.12: the version of the time module's namespace (fg_dict_version)
+ * at which one of its clocks was last found native, and the function object
+ * found then (borrowed from the namespace, and only read while the version
+ * holds). */
 typedef struct {
     uint64_t version;
     PyObject *function;
 } FgClockCheck;
+#endif
+
+/* 3.12+: whether the time module still holds its original clocks, kept up to
+ * date by a dict watcher on its namespace (clock.c).  One per interpreter,
+ * shared by every copy of this module in it. */
+typedef struct FgClockWatch FgClockWatch;
 
 /* The kinds of component, each with its own built-in types and methods
  * (components.h, fg_native_kind). */
@@ -123,12 +135,19 @@ typedef struct FgState {
 #undef FG_DECLARE_FIELD
     /* Interned state names, indexed by FgStateId. */
     PyObject *state_names[FG_STATE_COUNT];
-    /* The C functions behind the time module's own perf_counter and time. */
-    PyCFunction native_perf_counter_fn;
-    PyCFunction native_time_fn;
-    /* Where each was last seen native (see clock.c). */
-    FgClockCheck perf_counter_check;
-    FgClockCheck time_check;
+    /* The C functions behind the time module's own clocks, and the entries
+     * of its method table they come from (time-machine swaps the C function
+     * in the entry). */
+    PyCFunction clock_native[FG_CLOCK_COUNT];
+    PyMethodDef *clock_def[FG_CLOCK_COUNT];
+#if FG_DICT_WATCHERS
+    /* Borrowed from the clock_watch capsule, or NULL when no watcher could
+     * be set (each call then looks the clocks up). */
+    FgClockWatch *clock_watch_data;
+#else
+    /* Where each was last seen native. */
+    FgClockCheck clock_check[FG_CLOCK_COUNT];
+#endif
     /* fg_native_kind's verdicts: a type's version tag << 8 | (kind + 1),
      * direct-mapped by the tag; 0 is an empty entry. */
     uint64_t dispatch_cache[FG_FAMILY_COUNT][FG_DISPATCH_WAYS];
