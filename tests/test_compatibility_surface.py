@@ -367,6 +367,20 @@ def test_an_uninitialised_breaker_says_so() -> None:
             use()
 
 
+def test_a_failed_init_leaves_the_breaker_uninitialised_and_ready_for_another() -> None:
+    cb = CircuitBreaker.__new__(CircuitBreaker)
+    # Every component is accepted before the listeners are refused.
+    with pytest.raises(TypeError, match=r"listeners\[0\] must be callable"):
+        cb.__init__(window=CountWindow(2), tripper=SlowRate(0.5, threshold=1.0), listeners=[5])  # type: ignore[misc]
+    assert repr(cb).startswith("<uninitialised ")
+    with pytest.raises(TypeError, match="object is not initialised"):
+        cb.call(print)
+    cb.__init__(window=CountWindow(2), tripper=FailureStreak(1))  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        cb.call(_raise)
+    assert cb.info().state == "open"
+
+
 # ---- classes where instances belong (SPEC section 12) -------------------------------------
 
 

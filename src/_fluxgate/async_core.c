@@ -29,15 +29,10 @@ async_core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                                      &permit, &listeners)) {
         return NULL;
     }
-    FgState *st = fg_state_from_type(type);
-    if (st == NULL) {
-        return NULL;
-    }
-    FgAsyncCore *core = (FgAsyncCore *)type->tp_alloc(type, 0);
+    FgAsyncCore *core = fg_machine_alloc(type);
     if (core == NULL) {
         return NULL;
     }
-    core->st = st;
     core->async_mode = 1;
     if (fg_machine_setup(core, window, tracker, tripper, retry, permit,
                          listeners) < 0) {
@@ -47,37 +42,10 @@ async_core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)core;
 }
 
-static int
-async_core_traverse(FgAsyncCore *core, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(core));
-    return fg_machine_traverse(core, visit, arg);
-}
-
-static int
-async_core_clear(FgAsyncCore *core)
-{
-    return fg_machine_clear(core);
-}
-
-static void
-async_core_dealloc(FgAsyncCore *core)
-{
-    PyTypeObject *type = Py_TYPE(core);
-    PyObject_GC_UnTrack(core);
-    fg_machine_free(core);
-    type->tp_free(core);
-    Py_DECREF(type);
-}
-
 static PyObject *
 signals_pending(FgAsyncCore *core)
 {
-    int pending;
-    Py_BEGIN_CRITICAL_SECTION(core);
-    pending = core->pending_len > 0;
-    Py_END_CRITICAL_SECTION();
-    return PyBool_FromLong(pending);
+    return PyBool_FromLong(fg_machine_signals_pending(core));
 }
 
 /* A ticket: what begin() admitted, handed back to succeed() or fail(). The
@@ -304,9 +272,9 @@ static PyMemberDef async_core_members[] = {
 static PyType_Slot async_core_slots[] = {
     {Py_tp_doc, (void *)async_core_doc},
     {Py_tp_new, async_core_new},
-    {Py_tp_dealloc, async_core_dealloc},
-    {Py_tp_traverse, async_core_traverse},
-    {Py_tp_clear, async_core_clear},
+    {Py_tp_dealloc, fg_machine_tp_dealloc},
+    {Py_tp_traverse, fg_machine_tp_traverse},
+    {Py_tp_clear, fg_machine_tp_clear},
     {Py_tp_methods, async_core_methods},
     {Py_tp_getset, async_core_getset},
     {Py_tp_members, async_core_members},

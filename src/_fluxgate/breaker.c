@@ -1,4 +1,4 @@
-/* CircuitBreaker: the synchronous surface of the state machine (machine.c).
+/* CircuitBreaker: the synchronous surface of the state machine (machine.h).
  *
  * A protected call in CLOSED is: admit, read the clock, call, read the
  * clock, record, evaluate, return (fg_breaker_run); with built-in components
@@ -83,13 +83,7 @@ fg_apply_fallback(PyObject *fallback)
     PyObject *result = PyObject_CallOneArg(fallback, error);
     if (result == NULL) {
         /* As `except Exception as e: return fallback(e)` would chain it. */
-        PyObject *raised = PyErr_GetRaisedException();
-        PyObject *context = PyException_GetContext(raised);
-        if (context == NULL && raised != error) {
-            PyException_SetContext(raised, Py_NewRef(error));
-        }
-        Py_XDECREF(context);
-        PyErr_SetRaisedException(raised);
+        fg_chain_context(error);
     }
     Py_DECREF(error);
     return result;
@@ -111,26 +105,7 @@ PyDoc_STRVAR(breaker_doc,
 static PyObject *
 breaker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    FgState *st = fg_state_from_type(type);
-    if (st == NULL) {
-        return NULL;
-    }
-    FgBreaker *cb = (FgBreaker *)type->tp_alloc(type, 0);
-    if (cb != NULL) {
-        cb->st = st;
-    }
-    return (PyObject *)cb;
-}
-
-/* Undoes a setup that failed half-way, so that the breaker stays
- * uninitialised (and __init__ may be called again). */
-static void
-breaker_unsetup(FgBreaker *cb)
-{
-    (void)fg_machine_clear(cb);
-    PyMem_Free(cb->slow_thresholds);
-    cb->slow_thresholds = NULL;
-    cb->n_slow_thresholds = 0;
+    return (PyObject *)fg_machine_alloc(type);
 }
 
 static int
@@ -155,9 +130,6 @@ breaker_init(FgBreaker *cb, PyObject *args, PyObject *kwargs)
     int rc = fg_machine_setup(cb, window, tracker, tripper, retry, permit,
                               listeners ? listeners : no_listeners);
     Py_DECREF(no_listeners);
-    if (rc < 0) {
-        breaker_unsetup(cb);
-    }
     return rc;
 }
 
@@ -173,29 +145,6 @@ check_ready(FgBreaker *cb)
 }
 
 /* ---- Python-facing methods -----------------------------------------------*/
-
-static int
-breaker_traverse(FgBreaker *cb, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(cb));
-    return fg_machine_traverse(cb, visit, arg);
-}
-
-static int
-breaker_clear(FgBreaker *cb)
-{
-    return fg_machine_clear(cb);
-}
-
-static void
-breaker_dealloc(FgBreaker *cb)
-{
-    PyTypeObject *type = Py_TYPE(cb);
-    PyObject_GC_UnTrack(cb);
-    fg_machine_free(cb);
-    type->tp_free(cb);
-    Py_DECREF(type);
-}
 
 PyDoc_STRVAR(call_doc,
 "call($self, func, /, *args, **kwargs)\n"
@@ -373,12 +322,10 @@ breaker_repr(FgBreaker *cb)
         return PyUnicode_FromFormat("<uninitialised %s object at %p>",
                                     Py_TYPE(cb)->tp_name, cb);
     }
-    FgStateId state;
-    Py_BEGIN_CRITICAL_SECTION(cb);
-    state = cb->state;
-    Py_END_CRITICAL_SECTION();
+    FgMachineState now;
+    fg_machine_snapshot(cb, &now);
     return PyUnicode_FromFormat("<%s state=%R at %p>", Py_TYPE(cb)->tp_name,
-                                cb->st->state_names[state], cb);
+                                cb->st->state_names[now.state], cb);
 }
 
 static PyMethodDef breaker_methods[] = {
@@ -417,9 +364,9 @@ static PyType_Slot breaker_slots[] = {
     {Py_tp_doc, (void *)breaker_doc},
     {Py_tp_new, breaker_new},
     {Py_tp_init, breaker_init},
-    {Py_tp_dealloc, breaker_dealloc},
-    {Py_tp_traverse, breaker_traverse},
-    {Py_tp_clear, breaker_clear},
+    {Py_tp_dealloc, fg_machine_tp_dealloc},
+    {Py_tp_traverse, fg_machine_tp_traverse},
+    {Py_tp_clear, fg_machine_tp_clear},
     {Py_tp_call, breaker_decorate},
     {Py_tp_repr, breaker_repr},
     {Py_tp_methods, breaker_methods},

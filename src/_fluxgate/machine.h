@@ -1,0 +1,221 @@
+/* The circuit breaker state machine (SPEC.md section 8): what it owns, and
+ * what the two breakers above it (CircuitBreaker in breaker.c, _AsyncCore in
+ * async_core.c) may ask of it. This header sits below both breakers and
+ * includes nothing of theirs.
+ *
+ * Its units, each under the same critical-section rules (DESIGN.md D7):
+ *   machine.c             admission, recording and evaluation: the hot path
+ *   machine_transitions.c transitions and the delivery of their signals
+ *   machine_pywindow.c    a Python window's record()/reset(), in order
+ *   machine_setup.c       construction, defaults and the object lifecycle
+ *
+ * The seam for another storage backend. Everything the breakers agree on
+ * (state, period, changed_at, reopens, failure streak) lives in one
+ * FgMachineState, reached only through fg_machine_state() and changed only
+ * between FG_LOCK and FG_UNLOCK. A backend that keeps that state elsewhere
+ * (say, in memory shared between processes) replaces those three: the
+ * accessor returns its block, the macros take its lock. The rest of
+ * FgBreaker is this process's own (its components, the signals waiting for
+ * its listeners, its Python window's queue) and is guarded by
+ * FG_LOCK_LOCAL, which never covers the machine state. */
+#ifndef FLUXGATE_MACHINE_H
+#define FLUXGATE_MACHINE_H
+
+#include "fluxgate.h"
+
+/* The state every process sharing a breaker must agree on. Every
+ * transition starts a new period; an outcome is applied only in the period
+ * its call was admitted in. */
+typedef struct {
+    FgStateId state;
+    uint64_t period;
+    double changed_at;
+    int64_t reopens;
+    int64_t consecutive_failures;
+} FgMachineState;
+
+/* One transition waiting to reach the listeners. Its depth counts the
+ * listeners' commands that led to it (0 for a transition no listener made). */
+typedef struct {
+    FgStateId old_state;
+    FgStateId new_state;
+    double timestamp;
+    int depth;
+} FgPendingSignal;
+
+/* A Python window's reset() (record NULL) or record(record), waiting to be
+ * applied in order by one thread; seq tells its issuer which one is its. */
+typedef struct {
+    PyObject *record; /* owned; NULL for a reset */
+    uint64_t seq;
+} FgWindowOp;
+
+/* The object both breaker types are: CircuitBreaker and _AsyncCore share
+ * this layout and its lifecycle (machine_setup.c). */
+typedef struct {
+    PyObject_HEAD
+    FgState *st; /* module state; the type keeps the module alive */
+
+    /* Components, fixed at construction. */
+    PyObject *window;
+    PyObject *tracker;
+    PyObject *tripper;
+    PyObject *retry;
+    PyObject *permit;
+    PyObject *listeners; /* tuple */
+    double *slow_thresholds; /* distinct SlowRate thresholds of the tripper,
+                              * ascending */
+    Py_ssize_t n_slow_thresholds;
+    char async_mode;     /* signals are taken by the asyncio surface */
+
+    /* Read through fg_machine_state(), changed only under FG_LOCK. */
+    FgMachineState machine;
+
+    /* Transitions not yet delivered to listeners, oldest first; the
+     * process and thread delivering them right now, and the depth of the
+     * signal it is delivering (a listener's command goes one deeper). */
+    FgPendingSignal *pending;
+    Py_ssize_t pending_head, pending_len, pending_cap;
+    long delivering_pid; /* the process delivering them, or 0 */
+    unsigned long delivering_thread;
+    int delivering_depth;
+
+    /* A Python window's record() and reset() run outside the critical
+     * section and under no lock (user code may wait for another thread that
+     * calls or commands this breaker). No record may land after the reset
+     * of a later transition, nor before the reset of an earlier one: records
+     * of the current period run at once, in parallel, unless operations are
+     * waiting; a transition queues its reset, and a record behind a queued
+     * reset queues too. One thread at a time applies the queue, in order,
+     * once no record() is under way. The counts are this process's
+     * (window_pid): a child forked meanwhile starts from zero. */
+    FgWindowOp *window_ops;
+    Py_ssize_t window_ops_head, window_ops_len, window_ops_cap;
+    uint64_t window_op_seq;      /* the last sequence number given */
+    Py_ssize_t window_recording; /* record() calls under way */
+    char window_draining;        /* a thread is applying the queue */
+    long window_pid;
+
+    PyObject *weakreflist;
+} FgBreaker;
+
+/* ---- the storage and its locks --------------------------------------------*/
+
+/* The machine state of `cb`. Every read and write of it goes through here. */
+static inline FgMachineState *
+fg_machine_state(FgBreaker *cb)
+{
+    return &cb->machine;
+}
+
+/* The machine state and a native window change together: on free-threaded
+ * builds this locks the breaker and its window; on GIL builds it is empty
+ * and the GIL makes the section atomic. Nothing between the two calls
+ * Python code. */
+#define FG_LOCK(cb) Py_BEGIN_CRITICAL_SECTION2((PyObject *)(cb), (cb)->window)
+#define FG_UNLOCK() Py_END_CRITICAL_SECTION2()
+
+/* This process's own bookkeeping (pending signals, the Python window's
+ * queue): the breaker alone. Never used for the machine state. */
+#define FG_LOCK_LOCAL(cb) Py_BEGIN_CRITICAL_SECTION((PyObject *)(cb))
+#define FG_UNLOCK_LOCAL() Py_END_CRITICAL_SECTION()
+
+/* A consistent copy of the machine state. */
+static inline void
+fg_machine_snapshot(FgBreaker *cb, FgMachineState *out)
+{
+    FG_LOCK(cb);
+    *out = *fg_machine_state(cb);
+    FG_UNLOCK();
+}
+
+/* ---- what the breakers ask of the machine ---------------------------------*/
+
+/* How a call waits for a HALF_OPEN slot: the synchronous breaker has none;
+ * the asyncio surface first admits without one and, when told to, takes a
+ * slot and admits again while holding it. */
+typedef enum {
+    FG_ADMIT_SYNC,
+    FG_ADMIT_NEEDS_SLOT,
+    FG_ADMIT_HOLDING_SLOT,
+} FgAdmitMode;
+/* fg_machine_admit's answer when the caller must take (or give back) a
+ * HALF_OPEN slot and ask again. */
+#define FG_ADMIT_SLOT (-2)
+
+/* May a call run now? The state it runs in (*period set to its period),
+ * FG_ADMIT_SLOT, or -1 with CallNotPermittedError or a component's
+ * exception set. Moves OPEN to HALF_OPEN when the retry allows. */
+int fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period);
+/* Apply the outcome of a call admitted in `period`: record it, evaluate the
+ * tripper, transition. An outcome from an earlier period is discarded. */
+int fg_machine_record(FgBreaker *cb, uint64_t period, int success,
+                      double duration);
+/* A call admitted in `period` raised `error` (an Exception): record it as a
+ * failure if the tracker says so. -1 with the component's exception set
+ * (chained to `error`) if the tracker or the window raised. */
+int fg_machine_fail(FgBreaker *cb, uint64_t period, PyObject *error);
+/* Move to `target` if still in *period (always when period is NULL), then
+ * notify. 1 if this call made the transition, 0 if another got there first,
+ * -1 on error; *changed_at (if not NULL) receives the new changed_at. */
+int fg_machine_transition(FgBreaker *cb, const uint64_t *period,
+                          FgStateId target, double *changed_at);
+PyObject *fg_machine_info(FgBreaker *cb);
+/* The pending signals as a list of Signal objects (asyncio surface). */
+PyObject *fg_machine_take_signals(FgBreaker *cb);
+/* Whether signals are waiting to be taken. */
+int fg_machine_signals_pending(FgBreaker *cb);
+
+/* The stateless default components every breaker shares, made once when
+ * the module is initialised (after the component types). */
+int fg_machine_create_defaults(FgState *st);
+
+/* ---- the lifecycle both breaker types share (machine_setup.c) -------------*/
+
+/* Allocate an unconfigured breaker of `type` (a subtype of either breaker
+ * type); it refuses to be used until fg_machine_setup. */
+FgBreaker *fg_machine_alloc(PyTypeObject *type);
+/* Fill a newly allocated breaker's components; None means the default. On
+ * error the breaker is left unconfigured, so setup may be tried again. */
+int fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
+                     PyObject *tripper, PyObject *retry, PyObject *permit,
+                     PyObject *listeners);
+/* The type slots: tp_traverse, tp_clear, tp_dealloc. */
+int fg_machine_tp_traverse(PyObject *self, visitproc visit, void *arg);
+int fg_machine_tp_clear(PyObject *self);
+void fg_machine_tp_dealloc(PyObject *self);
+
+/* TypeError naming `name` unless obj is callable. */
+int fg_require_callable(PyObject *obj, const char *name);
+
+/* The current exception (which must be set) gets `context` as its
+ * __context__ unless it has one, as raising inside `except context:`
+ * would do. */
+void fg_chain_context(PyObject *context);
+
+/* ---- between the machine's own units ----------------------------------------*/
+
+/* No transition: a value beside the states. */
+#define FG_NO_TRANSITION FG_STATE_COUNT
+
+/* machine_pywindow.c: a Python window's operations (FgBreaker.window_ops). */
+
+/* Record one outcome in a Python window: 1 recorded, 2 queued and not yet
+ * applied, 0 discarded (the period is over), -1 error. */
+int fg_pywindow_record(FgBreaker *cb, uint64_t period, int success,
+                       double duration, const double *slow_at,
+                       Py_ssize_t n_slow);
+/* A Python window's metric, which must be a Metric. */
+PyObject *fg_pywindow_metric(FgBreaker *cb);
+/* Inside FG_LOCK or FG_LOCK_LOCAL: forget a forked parent's threads. */
+void fg_pywindow_fork_check(FgBreaker *cb, long pid);
+/* Inside FG_LOCK or FG_LOCK_LOCAL: queue a reset (record NULL) or a record
+ * (stolen); its sequence number, or 0 when out of memory. */
+uint64_t fg_pywindow_push(FgBreaker *cb, PyObject *record);
+/* Apply the queue unless another thread is; the error of operation `mine`,
+ * if this thread applied it, goes to *my_error. */
+void fg_pywindow_drain(FgBreaker *cb, uint64_t mine, PyObject **my_error);
+/* Release the queue. */
+void fg_pywindow_free(FgBreaker *cb);
+
+#endif /* FLUXGATE_MACHINE_H */
