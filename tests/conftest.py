@@ -1,6 +1,8 @@
 """Shared test configuration.
 
 Hypothesis profiles
+    ``default`` (loaded here): hypothesis's own, without a deadline: the
+    suite asserts behaviour, not speed, and a busy machine must not fail it.
     ``slow``: no deadline, for builds that run far slower than usual
     (sanitizers, the debug interpreter); pick it with
     ``--hypothesis-profile=slow``.
@@ -52,6 +54,8 @@ from hypothesis import HealthCheck, settings
 from fluxgate.metric import Record
 from fluxgate.windows import CountWindow
 
+settings.register_profile("default", deadline=None)
+settings.load_profile("default")
 settings.register_profile(
     "slow", deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
