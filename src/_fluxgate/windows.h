@@ -47,11 +47,16 @@
  *     buckets    Bucket[size]
  *     rows       int64_t[size * T]   (every page's stride is T)
  *
- * each array aligned to 8 bytes. Each process maps the block and points the
- * store's arrays (and, for a TimeWindow, every Page of its own page index,
- * page p at buckets + p * PAGE_BUCKETS with stride T) into its mapping; with
- * every capacity at its final value from the start, the grow paths below
- * never run, and the same code records into the block. */
+ * each array at an offset that is a multiple of 8 (flags, the one array of
+ * bytes, comes last).
+ * With every capacity at its final value from the start, the grow paths
+ * never run, and the same code records into the block. The array pointers
+ * are the one per-process part: a process that maps the block points them
+ * into its own mapping (for a TimeWindow, Page p of its page index at
+ * buckets + p * PAGE_BUCKETS and rows + p * PAGE_BUCKETS * T, stride T),
+ * while the header's fields live in the block, so the store's scalar
+ * fields are then reached through the block rather than held in the
+ * object. */
 #ifndef FLUXGATE_WINDOWS_H
 #define FLUXGATE_WINDOWS_H
 
@@ -337,6 +342,7 @@ time_row_get(const Window *w, Py_ssize_t index, int e)
     const Page *page = page_of(&w->store.records.pages, index);
     return e < page->stride ? page->slow[(index % PAGE_BUCKETS) * page->stride + e] : 0;
 }
+
 /* Bucket `index`, its page allocated first if need be (NULL with
  * MemoryError when that fails, the window unchanged). */
 Bucket *fg_time_bucket(Window *w, Py_ssize_t index);
