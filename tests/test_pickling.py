@@ -874,3 +874,23 @@ def test_a_window_with_hundreds_of_thresholds_round_trips(window_type: type[Coun
     assert copy.get_metric() == window.get_metric()
     assert list(copy.get_metric().slow_counts) == list(window.get_metric().slow_counts)
     assert len(window.get_metric().slow_counts) == 320
+
+
+@pytest.mark.parametrize("window_type", [CountWindow, TimeWindow])
+def test_a_state_with_hundreds_of_thresholds_keeps_recording(
+    window_type: type[CountWindow],
+) -> None:
+    # The state is taken by a window that has seen no threshold: it must
+    # then record, evict and count new thresholds as the original does.
+    window = window_type(4)
+    for i in range(4):
+        window.record(rec(i % 2 == 0, 0.5, thresholds(i * 40, 100), at=NOW + i))
+    restored = window_type(4)
+    restored.__setstate__(window.__reduce__()[2])
+    for i in range(4, 10):
+        for target in (window, restored):
+            target.record(rec(i % 3 == 0, 0.25, thresholds(i * 70, 130), at=NOW + i))
+        assert restored.get_metric() == window.get_metric()
+        assert list(restored.get_metric().slow_counts) == list(
+            window.get_metric().slow_counts
+        )
