@@ -72,6 +72,30 @@ PyObject *fg_params_repr(PyObject *self, const char *const *names,
  * NULL) it goes through functools.partial(type, **kwargs). */
 PyObject *fg_reduce(PyObject *self, PyObject *args, PyObject *kwargs);
 
+/* ---- Composites (composite.c) --------------------------------------------
+ * The nodes that &, | and ~ build: a family's kind (what the family's
+ * evaluator dispatches on) and one or two operands; `right` is NULL for a
+ * negation. Fields are set at construction and NULL only after the garbage
+ * collector cleared the node. */
+typedef struct {
+    PyObject_HEAD
+    int kind;
+    PyObject *left;
+    PyObject *right;
+} FgComposite;
+
+/* A new composite of `type` (right may be NULL). */
+PyObject *fg_composite_new(PyTypeObject *type, int kind, PyObject *left,
+                           PyObject *right);
+/* a & b or a | b with either operand one of ours: NotImplemented unless both
+ * are callable, else a composite of the type found in the module state at
+ * `type_offset` (offsetof(FgState, ...)), of the given kind. */
+PyObject *fg_combine(PyObject *left, PyObject *right, size_t type_offset,
+                     int kind);
+int fg_composite_traverse(PyObject *self, visitproc visit, void *arg);
+int fg_composite_clear(PyObject *self);
+void fg_composite_dealloc(PyObject *self);
+
 /* ---- Trackers (trackers.c) -----------------------------------------------
  * tracker(exception) -> bool. `exception` is an Exception instance. */
 int fg_tracker_check(FgState *st, PyObject *tracker, PyObject *exception);

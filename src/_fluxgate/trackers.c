@@ -19,14 +19,11 @@
 
 typedef struct {
     PyObject_HEAD
-    PyObject *value; /* TypeOf: tuple of classes; Custom: func; _Not: operand */
+    PyObject *value; /* TypeOf: tuple of classes; Custom: func */
 } TrackerOne;
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *left;
-    PyObject *right;
-} TrackerPair;
+/* The composites are FgComposite nodes (composite.c): _And and _Or hold two
+ * operands, _Not its operand as `left`. Their kind field is unused. */
 
 typedef int (*EvalFn)(FgState *st, PyObject *self, PyObject *exception);
 
@@ -115,7 +112,7 @@ custom_eval(FgState *st, PyObject *self, PyObject *exception)
 static int
 pair_eval(FgState *st, PyObject *self, PyObject *exception, int undecided)
 {
-    TrackerPair *pair = (TrackerPair *)self;
+    FgComposite *pair = (FgComposite *)self;
     if (pair->left == NULL) {
         return not_initialised(self);
     }
@@ -145,7 +142,7 @@ or_eval(FgState *st, PyObject *self, PyObject *exception)
 static int
 not_eval(FgState *st, PyObject *self, PyObject *exception)
 {
-    PyObject *operand = ((TrackerOne *)self)->value;
+    PyObject *operand = ((FgComposite *)self)->left;
     if (operand == NULL) {
         return not_initialised(self);
     }
@@ -222,65 +219,15 @@ FG_DEFINE_CALL(not, NULL)
 /* ---- composition ---------------------------------------------------------*/
 
 static PyObject *
-pair_new(PyTypeObject *type, PyObject *left, PyObject *right)
-{
-    TrackerPair *pair = (TrackerPair *)type->tp_alloc(type, 0);
-    if (pair == NULL) {
-        return NULL;
-    }
-    pair->left = Py_NewRef(left);
-    pair->right = Py_NewRef(right);
-    return (PyObject *)pair;
-}
-
-static PyObject *
-not_new_from(PyTypeObject *type, PyObject *operand)
-{
-    TrackerOne *node = (TrackerOne *)type->tp_alloc(type, 0);
-    if (node == NULL) {
-        return NULL;
-    }
-    node->value = Py_NewRef(operand);
-    return (PyObject *)node;
-}
-
-/* The module state of whichever operand is one of ours: the left one may be
- * a plain callable when Python falls back to the right one's slot. */
-static FgState *
-operands_state(PyObject *left, PyObject *right)
-{
-    FgState *st = fg_state_from_type(Py_TYPE(left));
-    if (st == NULL) {
-        PyErr_Clear();
-        st = fg_state_from_type(Py_TYPE(right));
-    }
-    return st;
-}
-
-static PyObject *
-combine(PyObject *left, PyObject *right, int is_or)
-{
-    if (!PyCallable_Check(left) || !PyCallable_Check(right)) {
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    FgState *st = operands_state(left, right);
-    if (st == NULL) {
-        return NULL;
-    }
-    PyObject *type = is_or ? st->TrackerOr_Type : st->TrackerAnd_Type;
-    return pair_new((PyTypeObject *)type, left, right);
-}
-
-static PyObject *
 tracker_and(PyObject *left, PyObject *right)
 {
-    return combine(left, right, 0);
+    return fg_combine(left, right, offsetof(FgState, TrackerAnd_Type), 0);
 }
 
 static PyObject *
 tracker_or(PyObject *left, PyObject *right)
 {
-    return combine(left, right, 1);
+    return fg_combine(left, right, offsetof(FgState, TrackerOr_Type), 0);
 }
 
 static PyObject *
@@ -291,10 +238,10 @@ tracker_invert(PyObject *self)
         return NULL;
     }
     if (Py_IS_TYPE(self, (PyTypeObject *)st->TrackerNot_Type)
-        && ((TrackerOne *)self)->value != NULL) {
-        return Py_NewRef(((TrackerOne *)self)->value); /* ~~t is t */
+        && ((FgComposite *)self)->left != NULL) {
+        return Py_NewRef(((FgComposite *)self)->left); /* ~~t is t */
     }
-    return not_new_from((PyTypeObject *)st->TrackerNot_Type, self);
+    return fg_composite_new((PyTypeObject *)st->TrackerNot_Type, 0, self, NULL);
 }
 
 /* ---- lifecycle -----------------------------------------------------------*/
@@ -321,37 +268,6 @@ one_dealloc(TrackerOne *self)
     PyObject_GC_UnTrack(self);
     Py_TRASHCAN_BEGIN(self, one_dealloc)
     (void)one_clear(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-    Py_TRASHCAN_END
-}
-
-static int
-pair_traverse(TrackerPair *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->left);
-    Py_VISIT(self->right);
-    return 0;
-}
-
-static int
-pair_clear(TrackerPair *self)
-{
-    Py_CLEAR(self->left);
-    Py_CLEAR(self->right);
-    return 0;
-}
-
-/* The trashcan keeps the C stack flat when a long chain such as
- * `t = t & other` in a loop is freed. */
-static void
-pair_dealloc(TrackerPair *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    Py_TRASHCAN_BEGIN(self, pair_dealloc)
-    (void)pair_clear(self);
     type->tp_free(self);
     Py_DECREF(type);
     Py_TRASHCAN_END
@@ -673,7 +589,7 @@ and_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (check_operands("_And", args, kwargs, 2, operands) < 0) {
         return NULL;
     }
-    return pair_new(type, operands[0], operands[1]);
+    return fg_composite_new(type, 0, operands[0], operands[1]);
 }
 
 static PyObject *
@@ -683,7 +599,7 @@ or_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (check_operands("_Or", args, kwargs, 2, operands) < 0) {
         return NULL;
     }
-    return pair_new(type, operands[0], operands[1]);
+    return fg_composite_new(type, 0, operands[0], operands[1]);
 }
 
 static PyObject *
@@ -693,11 +609,11 @@ not_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (check_operands("_Not", args, kwargs, 1, &operand) < 0) {
         return NULL;
     }
-    return not_new_from(type, operand);
+    return fg_composite_new(type, 0, operand, NULL);
 }
 
 static PyObject *
-pair_repr(TrackerPair *self, const char *op)
+pair_repr(FgComposite *self, const char *op)
 {
     if (self->left == NULL) {
         return PyUnicode_FromFormat("<uninitialised %s object>",
@@ -709,19 +625,19 @@ pair_repr(TrackerPair *self, const char *op)
 static PyObject *
 and_repr(PyObject *self)
 {
-    return pair_repr((TrackerPair *)self, "&");
+    return pair_repr((FgComposite *)self, "&");
 }
 
 static PyObject *
 or_repr(PyObject *self)
 {
-    return pair_repr((TrackerPair *)self, "|");
+    return pair_repr((FgComposite *)self, "|");
 }
 
 static PyObject *
 not_repr(PyObject *self)
 {
-    PyObject *operand = ((TrackerOne *)self)->value;
+    PyObject *operand = ((FgComposite *)self)->left;
     if (operand == NULL) {
         return PyUnicode_FromFormat("<uninitialised %s object>",
                                     type_name(self));
@@ -732,7 +648,7 @@ not_repr(PyObject *self)
 static PyObject *
 pair_reduce(PyObject *self, PyObject *unused)
 {
-    TrackerPair *pair = (TrackerPair *)self;
+    FgComposite *pair = (FgComposite *)self;
     if (pair->left == NULL) {
         not_initialised(self);
         return NULL;
@@ -743,7 +659,7 @@ pair_reduce(PyObject *self, PyObject *unused)
 static PyObject *
 not_reduce(PyObject *self, PyObject *unused)
 {
-    PyObject *operand = ((TrackerOne *)self)->value;
+    PyObject *operand = ((FgComposite *)self)->left;
     if (operand == NULL) {
         not_initialised(self);
         return NULL;
@@ -773,8 +689,9 @@ static PyMethodDef not_methods[] = {
 };
 
 #define FG_PAIR_SLOTS                                                         \
-    {Py_tp_dealloc, pair_dealloc}, {Py_tp_traverse, pair_traverse},           \
-        {Py_tp_clear, pair_clear}, {Py_nb_and, tracker_and},                  \
+    {Py_tp_dealloc, fg_composite_dealloc},                                    \
+        {Py_tp_traverse, fg_composite_traverse},                              \
+        {Py_tp_clear, fg_composite_clear}, {Py_nb_and, tracker_and},                  \
         {Py_nb_or, tracker_or}, {Py_nb_invert, tracker_invert}
 
 static PyType_Slot and_slots[] = {
@@ -807,9 +724,9 @@ static PyType_Slot not_slots[] = {
     {Py_tp_call, not_call},
     {Py_tp_repr, not_repr},
     {Py_tp_methods, not_methods},
-    {Py_tp_dealloc, one_dealloc},
-    {Py_tp_traverse, one_traverse},
-    {Py_tp_clear, one_clear},
+    {Py_tp_dealloc, fg_composite_dealloc},
+    {Py_tp_traverse, fg_composite_traverse},
+    {Py_tp_clear, fg_composite_clear},
     {Py_nb_and, tracker_and},
     {Py_nb_or, tracker_or},
     {Py_nb_invert, tracker_invert},
@@ -821,21 +738,21 @@ static PyType_Slot not_slots[] = {
 
 static PyType_Spec and_spec = {
     .name = "fluxgate.trackers._And",
-    .basicsize = sizeof(TrackerPair),
+    .basicsize = sizeof(FgComposite),
     .flags = FG_COMPOSITE_FLAGS,
     .slots = and_slots,
 };
 
 static PyType_Spec or_spec = {
     .name = "fluxgate.trackers._Or",
-    .basicsize = sizeof(TrackerPair),
+    .basicsize = sizeof(FgComposite),
     .flags = FG_COMPOSITE_FLAGS,
     .slots = or_slots,
 };
 
 static PyType_Spec not_spec = {
     .name = "fluxgate.trackers._Not",
-    .basicsize = sizeof(TrackerOne),
+    .basicsize = sizeof(FgComposite),
     .flags = FG_COMPOSITE_FLAGS,
     .slots = not_slots,
 };

@@ -27,26 +27,23 @@ typedef enum {
     K_COUNT
 } Kind;
 
+/* Every node starts with its kind, at the offset FgComposite keeps it. */
 typedef struct {
     PyObject_HEAD
-    Kind kind;
+    int kind;
 } Node;
 
 typedef struct {
     PyObject_HEAD
-    Kind kind;
+    int kind;
     char initialised; /* __init__ ran */
     int64_t count;
     double ratio;
     double threshold;
 } Leaf;
 
-typedef struct {
-    PyObject_HEAD
-    Kind kind;
-    PyObject *left;
-    PyObject *right;
-} Composite;
+/* _And and _Or are FgComposite nodes (composite.c). */
+typedef FgComposite Composite;
 
 static PyObject *tripper_call(PyObject *self, PyObject *args, PyObject *kwargs);
 
@@ -394,46 +391,15 @@ tripper_call(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 static PyObject *
-make_composite(PyTypeObject *type, Kind kind, PyObject *left, PyObject *right)
-{
-    Composite *c = (Composite *)type->tp_alloc(type, 0);
-    if (c == NULL) {
-        return NULL;
-    }
-    c->kind = kind;
-    c->left = Py_NewRef(left);
-    c->right = Py_NewRef(right);
-    return (PyObject *)c;
-}
-
-/* a & b and a | b, with either operand a tripper of ours. */
-static PyObject *
-combine(PyObject *a, PyObject *b, Kind kind)
-{
-    if (!PyCallable_Check(a) || !PyCallable_Check(b)) {
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    FgState *st = fg_state_from_type(Py_TYPE(a));
-    if (st == NULL) {
-        PyErr_Clear();
-        if ((st = fg_state_from_type(Py_TYPE(b))) == NULL) {
-            return NULL;
-        }
-    }
-    PyObject *type = kind == K_AND ? st->TripperAnd_Type : st->TripperOr_Type;
-    return make_composite((PyTypeObject *)type, kind, a, b);
-}
-
-static PyObject *
 tripper_and(PyObject *a, PyObject *b)
 {
-    return combine(a, b, K_AND);
+    return fg_combine(a, b, offsetof(FgState, TripperAnd_Type), K_AND);
 }
 
 static PyObject *
 tripper_or(PyObject *a, PyObject *b)
 {
-    return combine(a, b, K_OR);
+    return fg_combine(a, b, offsetof(FgState, TripperOr_Type), K_OR);
 }
 
 /* ---- leaves --------------------------------------------------------------*/
@@ -872,7 +838,7 @@ composite_new(PyTypeObject *type, PyObject *args, PyObject *kwargs, Kind kind,
                      bad == left ? "left" : "right", Py_TYPE(bad)->tp_name);
         return NULL;
     }
-    return make_composite(type, kind, left, right);
+    return fg_composite_new(type, kind, left, right);
 }
 
 static PyObject *
@@ -885,36 +851,6 @@ static PyObject *
 or_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     return composite_new(type, args, kwargs, K_OR, "OO:_Or");
-}
-
-static int
-composite_traverse(Composite *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->left);
-    Py_VISIT(self->right);
-    return 0;
-}
-
-static int
-composite_clear(Composite *self)
-{
-    Py_CLEAR(self->left);
-    Py_CLEAR(self->right);
-    return 0;
-}
-
-static void
-composite_dealloc(Composite *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    /* The trashcan keeps freeing a long chain of composites off the C stack. */
-    Py_TRASHCAN_BEGIN(self, composite_dealloc)
-    (void)composite_clear(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-    Py_TRASHCAN_END
 }
 
 /* Appends the leaves under `node` to `list`, depth-first, left to right. */
@@ -1018,9 +954,9 @@ static PyMethodDef composite_methods[] = {
 #define COMPOSITE_SLOTS(new_fn, doc)                                          \
     {Py_tp_doc, (void *)(doc)},                                               \
     {Py_tp_new, (void *)(new_fn)},                                            \
-    {Py_tp_dealloc, (void *)composite_dealloc},                               \
-    {Py_tp_traverse, (void *)composite_traverse},                             \
-    {Py_tp_clear, (void *)composite_clear},                                   \
+    {Py_tp_dealloc, (void *)fg_composite_dealloc},                            \
+    {Py_tp_traverse, (void *)fg_composite_traverse},                          \
+    {Py_tp_clear, (void *)fg_composite_clear},                                \
     {Py_tp_repr, (void *)composite_repr},                                     \
     {Py_tp_call, (void *)tripper_call},                                       \
     {Py_tp_iter, (void *)composite_iter},                                     \
