@@ -28,13 +28,7 @@ PyObject *
 fg_params_repr(PyObject *self, const char *const *names, const double *values,
                int n)
 {
-    PyObject *qualname = PyObject_GetAttrString((PyObject *)Py_TYPE(self),
-                                                "__qualname__");
-    if (qualname == NULL) {
-        return NULL;
-    }
-    PyObject *repr = PyUnicode_FromFormat("%U(", qualname);
-    Py_DECREF(qualname);
+    PyObject *repr = PyUnicode_FromFormat("%U(", fg_qualname(self));
     for (int i = 0; i < n && repr != NULL; i++) {
         PyObject *value = PyFloat_FromDouble(values[i]);
         if (value == NULL) {
@@ -154,6 +148,28 @@ done:
     Py_XDECREF(state);
     Py_XDECREF(newobj_ex);
     return result;
+}
+
+int
+fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index)
+{
+    PyObject *number = PyNumber_Index(obj);
+    if (number == NULL) {
+        return -1;
+    }
+    *overflow = 0;
+    *value = PyLong_AsLongLongAndOverflow(number, overflow);
+    if (*value == -1 && PyErr_Occurred()) {
+        Py_DECREF(number);
+        return -1;
+    }
+    if (index != NULL) {
+        *index = number;
+    }
+    else {
+        Py_DECREF(number);
+    }
+    return 0;
 }
 
 /* ---- Native or Python (components.h) --------------------------------------*/
@@ -352,8 +368,8 @@ fg_bind_error_fast(const char *key, PyObject *self, PyObject *const *args,
     return NULL;
 }
 
-static const char *
-short_type_name(PyObject *self)
+const char *
+fg_type_name(PyObject *self)
 {
     const char *name = Py_TYPE(self)->tp_name;
     const char *dot = strrchr(name, '.');
@@ -378,7 +394,7 @@ fg_already_initialised(PyObject *self)
     PyErr_Format(PyExc_TypeError,
                  "%.200s object is already initialised: __init__() may not be "
                  "called again",
-                 short_type_name(self));
+                 fg_type_name(self));
     return -1;
 }
 
@@ -388,6 +404,6 @@ fg_not_initialised(PyObject *self)
     PyErr_Format(PyExc_TypeError,
                  "%.200s object is not initialised: its __init__() was not "
                  "called (a subclass's __init__ must call super().__init__())",
-                 short_type_name(self));
+                 fg_type_name(self));
     return -1;
 }

@@ -63,6 +63,15 @@ fg_native_kind(FgState *st, FgFamily family, PyObject *node)
  * collector see and break that cycle when a copy of the module goes away. */
 int fg_plain_traverse(PyObject *self, visitproc visit, void *arg);
 void fg_plain_dealloc(PyObject *self);
+/* A component's class names. Every component type, built-in or a Python
+ * subclass, is a heap type: reprs show its __qualname__ (borrowed), messages
+ * its __name__ (the last part of tp_name, which is dotted for ours). */
+static inline PyObject *
+fg_qualname(PyObject *self)
+{
+    return ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname;
+}
+const char *fg_type_name(PyObject *self);
 /* "Name(a=1.0, b=2.0)" with the type's qualified name. */
 PyObject *fg_params_repr(PyObject *self, const char *const *names,
                          const double *values, int n);
@@ -71,6 +80,12 @@ PyObject *fg_params_repr(PyObject *self, const char *const *names,
  * constructor's checks again. Steals args and kwargs; with kwargs (may be
  * NULL) it goes through functools.partial(type, **kwargs). */
 PyObject *fg_reduce(PyObject *self, PyObject *args, PyObject *kwargs);
+
+/* obj.__index__() as a long long: *overflow is 0, or the sign of an integer
+ * beyond that range (*value is then -1). With `index` not NULL the int is
+ * also returned there (a new reference). -1 with an exception when
+ * __index__ fails. */
+int fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index);
 
 /* ---- Composites (composite.c) --------------------------------------------
  * The nodes that &, | and ~ build: a family's kind (what the family's

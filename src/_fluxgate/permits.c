@@ -294,7 +294,7 @@ random_repr(FgRandom *self)
 {
     if (!self->initialised) {
         return PyUnicode_FromFormat("<uninitialised %U object>",
-                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+                                    fg_qualname((PyObject *)self));
     }
     static const char *const names[] = {"ratio"};
     return fg_params_repr((PyObject *)self, names, &self->ratio, 1);
@@ -374,7 +374,7 @@ ramp_up_repr(FgRampUp *self)
 {
     if (!self->initialised) {
         return PyUnicode_FromFormat("<uninitialised %U object>",
-                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+                                    fg_qualname((PyObject *)self));
     }
     static const char *const names[] = {"initial", "final", "duration"};
     double values[] = {self->initial, self->final, self->duration};

@@ -125,12 +125,12 @@ reopens_as_double(PyObject *obj, double *out)
                      Py_TYPE(obj)->tp_name);
         return -1;
     }
-    PyObject *index = PyNumber_Index(obj);
-    if (index == NULL) {
+    PyObject *index;
+    long long value;
+    int overflow;
+    if (fg_index(obj, &value, &overflow, &index) < 0) {
         return -1;
     }
-    int overflow = 0;
-    long long value = PyLong_AsLongLongAndOverflow(index, &overflow);
     if (overflow == 0) {
         *out = (double)value;
     }
@@ -386,7 +386,7 @@ cooldown_repr(FgCooldown *self)
 {
     if (!self->initialised) {
         return PyUnicode_FromFormat("<uninitialised %U object>",
-                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+                                    fg_qualname((PyObject *)self));
     }
     static const char *const names[] = {"duration", "jitter_ratio"};
     double values[] = {self->duration, self->jitter_ratio};
@@ -484,7 +484,7 @@ backoff_repr(FgBackoff *self)
 {
     if (!self->initialised) {
         return PyUnicode_FromFormat("<uninitialised %U object>",
-                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+                                    fg_qualname((PyObject *)self));
     }
     static const char *const names[] = {"initial", "multiplier", "max_duration",
                                         "jitter_ratio"};

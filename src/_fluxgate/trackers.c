@@ -15,33 +15,20 @@
 #include "components.h"
 
 #include <stddef.h>
-#include <string.h>
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *value; /* TypeOf: tuple of classes; Custom: func */
-} TrackerOne;
-
-/* The composites are FgComposite nodes (composite.c): _And and _Or hold two
- * operands, _Not its operand as `left`. Their kind field is unused. */
+/* Every node but All is an FgComposite (composite.c), whose kind field the
+ * trackers leave unused: _And and _Or hold their two operands, _Not its
+ * operand as `left`; TypeOf keeps its tuple of classes and Custom its
+ * function as `left` (VALUE). */
+#define VALUE(self) (((FgComposite *)(self))->left)
 
 typedef int (*EvalFn)(FgState *st, PyObject *self, PyObject *exception);
-
-/* The class name reprs and messages show: tp_name is dotted for our types
- * and bare for Python subclasses. */
-static const char *
-type_name(PyObject *self)
-{
-    const char *name = Py_TYPE(self)->tp_name;
-    const char *dot = strrchr(name, '.');
-    return dot ? dot + 1 : name;
-}
 
 static int
 not_initialised(PyObject *self)
 {
     PyErr_Format(PyExc_TypeError, "%s object is not initialised",
-                 type_name(self));
+                 fg_type_name(self));
     return -1;
 }
 
@@ -50,7 +37,7 @@ get_value(PyObject *self)
 {
     PyObject *value;
     Py_BEGIN_CRITICAL_SECTION(self);
-    value = Py_XNewRef(((TrackerOne *)self)->value);
+    value = Py_XNewRef(VALUE(self));
     Py_END_CRITICAL_SECTION();
     return value;
 }
@@ -61,8 +48,8 @@ set_value(PyObject *self, PyObject *value)
 {
     int done = 0;
     Py_BEGIN_CRITICAL_SECTION(self);
-    if (((TrackerOne *)self)->value == NULL) {
-        ((TrackerOne *)self)->value = Py_NewRef(value);
+    if (VALUE(self) == NULL) {
+        VALUE(self) = Py_NewRef(value);
         done = 1;
     }
     Py_END_CRITICAL_SECTION();
@@ -244,35 +231,6 @@ tracker_invert(PyObject *self)
     return fg_composite_new((PyTypeObject *)st->TrackerNot_Type, 0, self, NULL);
 }
 
-/* ---- lifecycle -----------------------------------------------------------*/
-
-static int
-one_traverse(TrackerOne *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->value);
-    return 0;
-}
-
-static int
-one_clear(TrackerOne *self)
-{
-    Py_CLEAR(self->value);
-    return 0;
-}
-
-static void
-one_dealloc(TrackerOne *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    Py_TRASHCAN_BEGIN(self, one_dealloc)
-    (void)one_clear(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-    Py_TRASHCAN_END
-}
-
 #define FG_REDUCE_DOC "__reduce__($self, /)\n--\n\nHelper for pickle and copy."
 
 /* ---- All -----------------------------------------------------------------*/
@@ -305,7 +263,7 @@ all_init(PyObject *self, PyObject *args, PyObject *kwargs)
 static PyObject *
 all_repr(PyObject *self)
 {
-    return PyUnicode_FromFormat("%s()", type_name(self));
+    return PyUnicode_FromFormat("%s()", fg_type_name(self));
 }
 
 static PyObject *
@@ -404,7 +362,7 @@ typeof_repr(PyObject *self)
     PyObject *types = get_value(self);
     if (types == NULL) {
         return PyUnicode_FromFormat("<uninitialised %s object>",
-                                    type_name(self));
+                                    fg_type_name(self));
     }
     Py_ssize_t n = PyTuple_GET_SIZE(types);
     PyObject *names = PyTuple_New(n);
@@ -427,7 +385,7 @@ typeof_repr(PyObject *self)
     if (joined == NULL) {
         return NULL;
     }
-    PyObject *repr = PyUnicode_FromFormat("%s(%U)", type_name(self), joined);
+    PyObject *repr = PyUnicode_FromFormat("%s(%U)", fg_type_name(self), joined);
     Py_DECREF(joined);
     return repr;
 }
@@ -454,9 +412,9 @@ static PyType_Slot typeof_slots[] = {
     {Py_tp_doc, (void *)typeof_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, typeof_init},
-    {Py_tp_dealloc, one_dealloc},
-    {Py_tp_traverse, one_traverse},
-    {Py_tp_clear, one_clear},
+    {Py_tp_dealloc, fg_composite_dealloc},
+    {Py_tp_traverse, fg_composite_traverse},
+    {Py_tp_clear, fg_composite_clear},
     {Py_tp_call, typeof_call},
     {Py_tp_repr, typeof_repr},
     {Py_tp_methods, typeof_methods},
@@ -468,7 +426,7 @@ static PyType_Slot typeof_slots[] = {
 
 static PyType_Spec typeof_spec = {
     .name = "fluxgate.trackers.TypeOf",
-    .basicsize = sizeof(TrackerOne),
+    .basicsize = sizeof(FgComposite),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = typeof_slots,
 };
@@ -503,9 +461,9 @@ custom_repr(PyObject *self)
     PyObject *func = get_value(self);
     if (func == NULL) {
         return PyUnicode_FromFormat("<uninitialised %s object>",
-                                    type_name(self));
+                                    fg_type_name(self));
     }
-    PyObject *repr = PyUnicode_FromFormat("%s(%R)", type_name(self), func);
+    PyObject *repr = PyUnicode_FromFormat("%s(%R)", fg_type_name(self), func);
     Py_DECREF(func);
     return repr;
 }
@@ -534,9 +492,9 @@ static PyType_Slot custom_slots[] = {
     {Py_tp_doc, (void *)custom_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, custom_init},
-    {Py_tp_dealloc, one_dealloc},
-    {Py_tp_traverse, one_traverse},
-    {Py_tp_clear, one_clear},
+    {Py_tp_dealloc, fg_composite_dealloc},
+    {Py_tp_traverse, fg_composite_traverse},
+    {Py_tp_clear, fg_composite_clear},
     {Py_tp_call, custom_call},
     {Py_tp_repr, custom_repr},
     {Py_tp_methods, custom_methods},
@@ -548,7 +506,7 @@ static PyType_Slot custom_slots[] = {
 
 static PyType_Spec custom_spec = {
     .name = "fluxgate.trackers.Custom",
-    .basicsize = sizeof(TrackerOne),
+    .basicsize = sizeof(FgComposite),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = custom_slots,
 };
@@ -617,7 +575,7 @@ pair_repr(FgComposite *self, const char *op)
 {
     if (self->left == NULL) {
         return PyUnicode_FromFormat("<uninitialised %s object>",
-                                    type_name((PyObject *)self));
+                                    fg_type_name((PyObject *)self));
     }
     return PyUnicode_FromFormat("(%R %s %R)", self->left, op, self->right);
 }
@@ -640,7 +598,7 @@ not_repr(PyObject *self)
     PyObject *operand = ((FgComposite *)self)->left;
     if (operand == NULL) {
         return PyUnicode_FromFormat("<uninitialised %s object>",
-                                    type_name(self));
+                                    fg_type_name(self));
     }
     return PyUnicode_FromFormat("~%R", operand);
 }
