@@ -174,7 +174,8 @@ fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index)
 
 /* ---- Native or Python (components.h) --------------------------------------*/
 
-#define FG_MAX_KINDS 9
+#define FG_MAX_KINDS 9   /* the trippers' */
+#define FG_MAX_METHODS 3 /* the windows': record, get_metric, reset */
 
 /* A family's built-in types, in the order of its kinds, and the methods a
  * node of the family must leave as the built-in's own to be native. */
@@ -182,8 +183,8 @@ typedef struct {
     int n_kinds;
     size_t kinds[FG_MAX_KINDS]; /* offsets of the types in FgState */
     int n_methods;
-    const char *methods[3];
-    size_t names[3]; /* offsets of the methods' interned names in FgState */
+    const char *methods[FG_MAX_METHODS];
+    size_t names[FG_MAX_METHODS]; /* offsets of the methods' interned names in FgState */
 } FamilyDef;
 
 #define FG_TYPE(name) offsetof(FgState, name)
@@ -296,7 +297,7 @@ fg_native_kind_slow(FgState *st, FgFamily family, PyTypeObject *type,
 #endif
     if (keep) {
         fg_store_u64(&st->dispatch_cache[family][after % FG_DISPATCH_WAYS],
-                     (uint64_t)after << 8 | (uint64_t)(kind + 1));
+                     (uint64_t)after << FG_KIND_BITS | (uint64_t)(kind + 1));
     }
     return kind;
 

@@ -38,6 +38,10 @@
  * module, so a component of another copy of the extension (a re-import) is
  * native too: evaluation depends only on the shared C layout. */
 #define FG_PYTHON (-1)
+/* A cache entry: the version tag above the low FG_KIND_BITS, kind + 1 in
+ * them (0 for FG_PYTHON). */
+#define FG_KIND_BITS 8
+#define FG_KIND_MASK ((UINT64_C(1) << FG_KIND_BITS) - 1)
 
 int fg_native_kind_slow(FgState *st, FgFamily family, PyTypeObject *type,
                         unsigned int tag);
@@ -48,8 +52,8 @@ fg_native_kind(FgState *st, FgFamily family, PyObject *node)
     PyTypeObject *type = Py_TYPE(node);
     unsigned int tag = fg_type_version(type);
     uint64_t entry = fg_load_u64(&st->dispatch_cache[family][tag % FG_DISPATCH_WAYS]);
-    if (tag != 0 && entry >> 8 == tag) {
-        return (int)(entry & 0xff) - 1;
+    if (tag != 0 && entry >> FG_KIND_BITS == tag) {
+        return (int)(entry & FG_KIND_MASK) - 1;
     }
     return fg_native_kind_slow(st, family, type, tag);
 }

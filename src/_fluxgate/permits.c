@@ -6,7 +6,6 @@
  * SPEC.md, so results match them bit for bit. */
 #include "components.h"
 
-#include <structmember.h>
 
 /* Every permit starts with this header: whether __init__ ran. */
 typedef struct {
@@ -301,7 +300,7 @@ random_repr(FgRandom *self)
 }
 
 static PyMemberDef random_members[] = {
-    {"ratio", T_DOUBLE, offsetof(FgRandom, ratio), READONLY,
+    {"ratio", Py_T_DOUBLE, offsetof(FgRandom, ratio), Py_READONLY,
      "Probability that a call is admitted."},
     {NULL},
 };
@@ -382,11 +381,11 @@ ramp_up_repr(FgRampUp *self)
 }
 
 static PyMemberDef ramp_up_members[] = {
-    {"initial", T_DOUBLE, offsetof(FgRampUp, initial), READONLY,
+    {"initial", Py_T_DOUBLE, offsetof(FgRampUp, initial), Py_READONLY,
      "Share of calls admitted when HALF_OPEN begins."},
-    {"final", T_DOUBLE, offsetof(FgRampUp, final), READONLY,
+    {"final", Py_T_DOUBLE, offsetof(FgRampUp, final), Py_READONLY,
      "Share of calls admitted once the ramp is over."},
-    {"duration", T_DOUBLE, offsetof(FgRampUp, duration), READONLY,
+    {"duration", Py_T_DOUBLE, offsetof(FgRampUp, duration), Py_READONLY,
      "Seconds the ramp from initial to final takes."},
     {NULL},
 };

@@ -7,7 +7,6 @@
 #include "components.h"
 
 #include <math.h>
-#include <structmember.h>
 
 /* Every retry starts with this header: whether __init__ ran. */
 typedef struct {
@@ -394,9 +393,9 @@ cooldown_repr(FgCooldown *self)
 }
 
 static PyMemberDef cooldown_members[] = {
-    {"duration", T_DOUBLE, offsetof(FgCooldown, duration), READONLY,
+    {"duration", Py_T_DOUBLE, offsetof(FgCooldown, duration), Py_READONLY,
      "Seconds to wait after the breaker opened."},
-    {"jitter_ratio", T_DOUBLE, offsetof(FgCooldown, jitter_ratio), READONLY,
+    {"jitter_ratio", Py_T_DOUBLE, offsetof(FgCooldown, jitter_ratio), Py_READONLY,
      "Largest relative change of the wait drawn at each evaluation."},
     {NULL},
 };
@@ -494,13 +493,13 @@ backoff_repr(FgBackoff *self)
 }
 
 static PyMemberDef backoff_members[] = {
-    {"initial", T_DOUBLE, offsetof(FgBackoff, initial), READONLY,
+    {"initial", Py_T_DOUBLE, offsetof(FgBackoff, initial), Py_READONLY,
      "Seconds to wait after the first opening."},
-    {"multiplier", T_DOUBLE, offsetof(FgBackoff, multiplier), READONLY,
+    {"multiplier", Py_T_DOUBLE, offsetof(FgBackoff, multiplier), Py_READONLY,
      "Factor the wait grows by with each reopening."},
-    {"max_duration", T_DOUBLE, offsetof(FgBackoff, max_duration), READONLY,
+    {"max_duration", Py_T_DOUBLE, offsetof(FgBackoff, max_duration), Py_READONLY,
      "Longest wait in seconds."},
-    {"jitter_ratio", T_DOUBLE, offsetof(FgBackoff, jitter_ratio), READONLY,
+    {"jitter_ratio", Py_T_DOUBLE, offsetof(FgBackoff, jitter_ratio), Py_READONLY,
      "Largest relative change of the wait drawn at each evaluation."},
     {NULL},
 };

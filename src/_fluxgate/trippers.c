@@ -13,7 +13,6 @@
 
 #include <math.h>
 #include <stddef.h>
-#include <structmember.h>
 
 static PyObject *tripper_call(PyObject *self, PyObject *args, PyObject *kwargs);
 
@@ -545,26 +544,26 @@ static PyMethodDef leaf_methods[] = {
 };
 
 static PyMemberDef count_members[] = {
-    {"count", T_LONGLONG, offsetof(Leaf, count), READONLY, "The count to reach."},
+    {"count", Py_T_LONGLONG, offsetof(Leaf, count), Py_READONLY, "The count to reach."},
     {NULL},
 };
 
 static PyMemberDef ratio_members[] = {
-    {"ratio", T_DOUBLE, offsetof(Leaf, ratio), READONLY,
+    {"ratio", Py_T_DOUBLE, offsetof(Leaf, ratio), Py_READONLY,
      "The share of calls to reach."},
     {NULL},
 };
 
 static PyMemberDef threshold_members[] = {
-    {"threshold", T_DOUBLE, offsetof(Leaf, threshold), READONLY,
+    {"threshold", Py_T_DOUBLE, offsetof(Leaf, threshold), Py_READONLY,
      "The mean duration in seconds to reach."},
     {NULL},
 };
 
 static PyMemberDef slow_rate_members[] = {
-    {"ratio", T_DOUBLE, offsetof(Leaf, ratio), READONLY,
+    {"ratio", Py_T_DOUBLE, offsetof(Leaf, ratio), Py_READONLY,
      "The share of slow calls to reach."},
-    {"threshold", T_DOUBLE, offsetof(Leaf, threshold), READONLY,
+    {"threshold", Py_T_DOUBLE, offsetof(Leaf, threshold), Py_READONLY,
      "The duration in seconds from which a call is slow."},
     {NULL},
 };
