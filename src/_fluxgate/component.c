@@ -151,6 +151,17 @@ done:
 }
 
 int
+fg_truth(PyObject *result)
+{
+    if (result == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return truth;
+}
+
+int
 fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index)
 {
     PyObject *number = PyNumber_Index(obj);

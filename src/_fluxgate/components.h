@@ -85,6 +85,10 @@ PyObject *fg_params_repr(PyObject *self, const char *const *names,
  * NULL) it goes through functools.partial(type, **kwargs). */
 PyObject *fg_reduce(PyObject *self, PyObject *args, PyObject *kwargs);
 
+/* The truth of what a Python node returned, which it steals: 1 or 0, or -1
+ * with an exception when `result` is NULL (the call raised) or its truth
+ * test raises. */
+int fg_truth(PyObject *result);
 /* obj.__index__() as a long long: *overflow is 0, or the sign of an integer
  * beyond that range (*value is then -1). With `index` not NULL the int is
  * also returned there (a new reference). -1 with an exception when

@@ -104,12 +104,7 @@ fg_permit_check(FgState *st, PyObject *permit, double changed_at)
     }
     PyObject *result = PyObject_CallOneArg(permit, arg);
     Py_DECREF(arg);
-    if (result == NULL) {
-        return -1;
-    }
-    int verdict = PyObject_IsTrue(result);
-    Py_DECREF(result);
-    return verdict;
+    return fg_truth(result);
 }
 
 /* ---- __call__ -------------------------------------------------------------*/

@@ -104,12 +104,7 @@ fg_retry_check(FgState *st, PyObject *retry, double changed_at, int64_t reopens)
     }
     Py_XDECREF(args[0]);
     Py_XDECREF(args[1]);
-    if (result == NULL) {
-        return -1;
-    }
-    int verdict = PyObject_IsTrue(result);
-    Py_DECREF(result);
-    return verdict;
+    return fg_truth(result);
 }
 
 /* ---- __call__ -------------------------------------------------------------*/

@@ -85,12 +85,7 @@ custom_eval(FgState *st, PyObject *self, PyObject *exception)
     }
     PyObject *verdict = PyObject_CallOneArg(func, exception);
     Py_DECREF(func);
-    if (verdict == NULL) {
-        return -1;
-    }
-    int result = PyObject_IsTrue(verdict);
-    Py_DECREF(verdict);
-    return result;
+    return fg_truth(verdict);
 }
 
 /* The composites are immutable; a field is NULL only after the garbage
@@ -153,13 +148,7 @@ fg_tracker_check(FgState *st, PyObject *tracker, PyObject *exception)
     if (kind != FG_PYTHON) {
         return native_evals[kind](st, tracker, exception);
     }
-    PyObject *verdict = PyObject_CallOneArg(tracker, exception);
-    if (verdict == NULL) {
-        return -1;
-    }
-    int result = PyObject_IsTrue(verdict);
-    Py_DECREF(verdict);
-    return result;
+    return fg_truth(PyObject_CallOneArg(tracker, exception));
 }
 
 /* ---- calling from Python -------------------------------------------------*/

@@ -114,13 +114,7 @@ python_check(Eval *e, PyObject *node)
     if (ctx == NULL) {
         return -1;
     }
-    PyObject *result = PyObject_CallOneArg(node, ctx);
-    if (result == NULL) {
-        return -1;
-    }
-    int truth = PyObject_IsTrue(result);
-    Py_DECREF(result);
-    return truth;
+    return fg_truth(PyObject_CallOneArg(node, ctx));
 }
 
 static int
