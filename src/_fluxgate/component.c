@@ -230,6 +230,18 @@ state_field(FgState *st, size_t offset)
     return *(PyObject **)((char *)st + offset);
 }
 
+/* The state of the copy of the extension whose type `type` is or derives
+ * from, or NULL. It never raises, and leaves a pending exception as it was. */
+static FgState *
+defining_state(PyTypeObject *type)
+{
+    PyObject *pending = PyErr_GetRaisedException();
+    PyObject *module = PyType_GetModuleByDef(type, &fluxgate_module_def);
+    PyErr_Clear();
+    PyErr_SetRaisedException(pending);
+    return module == NULL ? NULL : fg_state(module);
+}
+
 /* The C method descriptor that `obj` stands for when it is a _SignedMethod
  * (the Python layer installs them to give our methods signatures), of this
  * copy of the extension or of another; else `obj`. */
@@ -240,11 +252,8 @@ signed_method_target(FgState *st, PyObject *obj)
     if (target != obj || Py_IS_TYPE(obj, &PyMethodDescr_Type)) {
         return target;
     }
-    PyObject *pending = PyErr_GetRaisedException();
-    PyObject *module = PyType_GetModuleByDef(Py_TYPE(obj), &fluxgate_module_def);
-    PyErr_Clear();
-    PyErr_SetRaisedException(pending);
-    return module == NULL ? obj : fg_signed_method_target(fg_state(module), obj);
+    FgState *own = defining_state(Py_TYPE(obj));
+    return own == NULL ? obj : fg_signed_method_target(own, obj);
 }
 
 /* The verdict for `type`, from its MRO: every method of the family must be
@@ -275,14 +284,10 @@ decide(FgState *st, const FamilyDef *def, PyTypeObject *type)
     }
     /* The built-in may come from another copy of the extension: its kind is
      * found in its own module's state. */
-    PyObject *pending = PyErr_GetRaisedException();
-    PyObject *module = PyType_GetModuleByDef(owner, &fluxgate_module_def);
-    PyErr_Clear();
-    PyErr_SetRaisedException(pending);
-    if (module == NULL) {
+    FgState *own = defining_state(owner);
+    if (own == NULL) {
         return FG_PYTHON;
     }
-    FgState *own = fg_state(module);
     for (int k = 0; k < def->n_kinds; k++) {
         if (state_field(own, def->kinds[k]) == (PyObject *)owner) {
             return k;
