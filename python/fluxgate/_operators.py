@@ -25,25 +25,21 @@ class Combinable(Generic[_In, _Node]):
     _or_type: ClassVar[type[Any]]
 
     def __and__(self, other: Callable[[_In], object]) -> _Node:
-        if not callable(other):
-            return NotImplemented
-        node: _Node = self._and_type(self, other)
-        return node
+        return self.__compose(self._and_type, self, other)
 
     def __rand__(self, other: Callable[[_In], object]) -> _Node:
-        if not callable(other):
-            return NotImplemented
-        node: _Node = self._and_type(other, self)
-        return node
+        return self.__compose(self._and_type, other, self)
 
     def __or__(self, other: Callable[[_In], object]) -> _Node:
-        if not callable(other):
-            return NotImplemented
-        node: _Node = self._or_type(self, other)
-        return node
+        return self.__compose(self._or_type, self, other)
 
     def __ror__(self, other: Callable[[_In], object]) -> _Node:
-        if not callable(other):
-            return NotImplemented
-        node: _Node = self._or_type(other, self)
+        return self.__compose(self._or_type, other, self)
+
+    def __compose(self, node_type: type[Any], left: object, right: object) -> _Node:
+        """node_type(left, right), or NotImplemented when an operand is not
+        callable (self, the other one, always is)."""
+        node: _Node = NotImplemented
+        if callable(left) and callable(right):
+            node = node_type(left, right)
         return node
