@@ -314,6 +314,71 @@ def _refuse_non_awaitable(error: Exception, result: object, func: object) -> Non
         ) from None
 
 
+class _Admitted:
+    """The core as a call that holds its ticket already (a HALF_OPEN slot)
+    sees it: begin() hands over that ticket."""
+
+    __slots__ = ("_ticket", "fail", "succeed")
+
+    def __init__(self, core: Any, ticket: object) -> None:
+        self._ticket = ticket
+        self.fail = core.fail
+        self.succeed = core.succeed
+
+    def begin(self) -> object:
+        return self._ticket
+
+
+def _guarded(
+    breaker: AsyncCircuitBreaker,
+    func: Callable[..., Awaitable[Any]],
+    core: Any = None,
+) -> Callable[..., Awaitable[Any]]:
+    """The one body of a protected call, as a coroutine function of the
+    call's arguments: admission, the call, and its outcome applied, with the
+    listeners notified of any transition. `core` is the breaker's, or an
+    _Admitted one for a call that holds its ticket already. A decorated
+    function is this function itself, so that a decorated call awaits no
+    coroutine but the one it creates."""
+    if core is None:
+        core = breaker._core
+    notify = breaker._notify
+    protected_half_open = breaker._protected_half_open
+
+    async def protected(*args: Any, **kwargs: Any) -> Any:
+        try:
+            ticket = core.begin()
+        except BaseException:
+            await notify()  # a transition made before the error
+            raise
+        if ticket is None:
+            return await protected_half_open(func, args, kwargs)
+        awaitable = _NOT_CALLED
+        try:
+            awaitable = func(*args, **kwargs)
+            result = await awaitable
+        except Exception as error:
+            _refuse_non_awaitable(error, awaitable, func)
+            try:
+                pending = core.fail(ticket, error)
+            except BaseException:
+                await notify()
+                raise
+            if pending:
+                await notify()
+            raise
+        try:
+            pending = core.succeed(ticket)
+        except BaseException:
+            await notify()
+            raise
+        if pending:
+            await notify()
+        return result
+
+    return protected
+
+
 class AsyncCircuitBreaker:
     """Circuit breaker for asyncio code.
 
@@ -367,15 +432,7 @@ class AsyncCircuitBreaker:
         self, func: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Await ``func(*args, **kwargs)`` under the breaker's protection."""
-        try:
-            ticket = self._core.begin()
-        except BaseException:
-            await self._notify()  # a transition made before the error
-            raise
-        if ticket is None:
-            result: R = await self._protected_half_open(func, args, kwargs)
-        else:
-            result = await self._run(ticket, func, args, kwargs)
+        result: R = await _guarded(self, func)(*args, **kwargs)
         return result
 
     async def call_with_fallback(
@@ -429,43 +486,7 @@ class AsyncCircuitBreaker:
         func: Callable[..., Awaitable[Any]],
         fallback: Callable[[Exception], Any] | None,
     ) -> Callable[..., Awaitable[Any]]:
-        core = self._core
-        notify = self._notify
-        protected_half_open = self._protected_half_open
-
-        # The hot path: admission and the call in this one frame, which is
-        # _run's body again so that a decorated call awaits no extra coroutine.
-        async def protected(*args: Any, **kwargs: Any) -> Any:
-            try:
-                ticket = core.begin()
-            except BaseException:
-                await notify()  # a transition made before the error
-                raise
-            if ticket is None:
-                return await protected_half_open(func, args, kwargs)
-            awaitable = _NOT_CALLED
-            try:
-                awaitable = func(*args, **kwargs)
-                result = await awaitable
-            except Exception as error:
-                _refuse_non_awaitable(error, awaitable, func)
-                try:
-                    pending = core.fail(ticket, error)
-                except BaseException:
-                    await notify()
-                    raise
-                if pending:
-                    await notify()
-                raise
-            try:
-                pending = core.succeed(ticket)
-            except BaseException:
-                await notify()
-                raise
-            if pending:
-                await notify()
-            return result
-
+        protected = _guarded(self, func)
         if fallback is not None:
             call = protected
 
@@ -477,38 +498,6 @@ class AsyncCircuitBreaker:
 
         return functools.wraps(func)(protected)
 
-    async def _run(
-        self,
-        ticket: object,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        """Run an admitted call and apply its outcome."""
-        core = self._core
-        awaitable = _NOT_CALLED
-        try:
-            awaitable = func(*args, **kwargs)
-            result = await awaitable
-        except Exception as error:
-            _refuse_non_awaitable(error, awaitable, func)
-            try:
-                pending = core.fail(ticket, error)
-            except BaseException:
-                await self._notify()
-                raise
-            if pending:
-                await self._notify()
-            raise
-        try:
-            pending = core.succeed(ticket)
-        except BaseException:
-            await self._notify()
-            raise
-        if pending:
-            await self._notify()
-        return result
-
     async def _protected_half_open(
         self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
@@ -519,7 +508,7 @@ class AsyncCircuitBreaker:
             async with self._slots:
                 ticket = core.begin_holding_slot()
                 if ticket is not None:
-                    return await self._run(ticket, func, args, kwargs)
+                    return await _guarded(self, func, _Admitted(core, ticket))(*args, **kwargs)
             # The state changed while this call waited: the slot is given back
             # and the call is handled by the current state.
             try:
@@ -528,7 +517,7 @@ class AsyncCircuitBreaker:
                 await self._notify()
                 raise
             if ticket is not None:
-                return await self._run(ticket, func, args, kwargs)
+                return await _guarded(self, func, _Admitted(core, ticket))(*args, **kwargs)
             await self._notify()
 
     # ---- commands and inspection ------------------------------------------

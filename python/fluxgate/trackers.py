@@ -13,17 +13,17 @@ subclass ``Tracker`` (or a built-in) to write your own.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 from fluxgate._fluxgate import Custom, TrackerAll as All, TypeOf
 from fluxgate._fluxgate import _TrackerAnd as _And
 from fluxgate._fluxgate import _TrackerNot as _Not
 from fluxgate._fluxgate import _TrackerOr as _Or
+from fluxgate._operators import Combinable
 
 __all__ = ["Tracker", "All", "TypeOf", "Custom"]
 
 
-class Tracker(ABC):
+class Tracker(ABC, Combinable[Exception, "Tracker"]):
     """Base class for exception trackers.
 
     Subclasses implement ``__call__``. ``&``, ``|`` and ``~`` build
@@ -31,29 +31,11 @@ class Tracker(ABC):
     """
 
     __slots__ = ()
+    _and_type = _And
+    _or_type = _Or
 
     @abstractmethod
     def __call__(self, exception: Exception) -> bool: ...
-
-    def __and__(self, other: Callable[[Exception], object]) -> Tracker:
-        if not callable(other):
-            return NotImplemented
-        return _And(self, other)
-
-    def __rand__(self, other: Callable[[Exception], object]) -> Tracker:
-        if not callable(other):
-            return NotImplemented
-        return _And(other, self)
-
-    def __or__(self, other: Callable[[Exception], object]) -> Tracker:
-        if not callable(other):
-            return NotImplemented
-        return _Or(self, other)
-
-    def __ror__(self, other: Callable[[Exception], object]) -> Tracker:
-        if not callable(other):
-            return NotImplemented
-        return _Or(other, self)
 
     def __invert__(self) -> Tracker:
         return _Not(self)

@@ -12,7 +12,7 @@ subclass ``Tripper`` (or a built-in) to write your own.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from fluxgate._fluxgate import (
     AvgLatency,
@@ -25,6 +25,7 @@ from fluxgate._fluxgate import (
     _And as _And,
     _Or as _Or,
 )
+from fluxgate._operators import Combinable
 from fluxgate._values import CallContext
 from fluxgate._values import Metric as Metric
 from fluxgate.state import State as State
@@ -42,38 +43,21 @@ __all__ = [
 ]
 
 
-class Tripper(ABC):
+class Tripper(ABC, Combinable[CallContext, "Tripper"]):
     """Base class for tripper conditions.
 
     Subclasses implement ``__call__``. A leaf yields itself when iterated;
     ``&`` and ``|`` build short-circuiting composites with any callable.
     """
 
+    _and_type = _And
+    _or_type = _Or
+
     @abstractmethod
     def __call__(self, ctx: CallContext) -> bool: ...
 
     def __iter__(self) -> Iterator[Tripper]:
         yield self
-
-    def __and__(self, other: Callable[[CallContext], bool]) -> Tripper:
-        if not callable(other):
-            return NotImplemented
-        return _And(self, other)
-
-    def __rand__(self, other: Callable[[CallContext], bool]) -> Tripper:
-        if not callable(other):
-            return NotImplemented
-        return _And(other, self)
-
-    def __or__(self, other: Callable[[CallContext], bool]) -> Tripper:
-        if not callable(other):
-            return NotImplemented
-        return _Or(self, other)
-
-    def __ror__(self, other: Callable[[CallContext], bool]) -> Tripper:
-        if not callable(other):
-            return NotImplemented
-        return _Or(other, self)
 
 
 for _builtin in (

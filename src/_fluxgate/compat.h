@@ -22,12 +22,6 @@
 #  define Py_END_CRITICAL_SECTION2() }
 #endif
 
-#ifdef Py_GIL_DISABLED
-#  define FG_FREE_THREADED 1
-#else
-#  define FG_FREE_THREADED 0
-#endif
-
 /* ---- Clocks ----------------------------------------------------------------
  * Raw nanosecond readings of the clocks behind time.perf_counter() and
  * time.time(); they never raise. */

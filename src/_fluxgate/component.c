@@ -28,13 +28,7 @@ PyObject *
 fg_params_repr(PyObject *self, const char *const *names, const double *values,
                int n)
 {
-    PyObject *qualname = PyObject_GetAttrString((PyObject *)Py_TYPE(self),
-                                                "__qualname__");
-    if (qualname == NULL) {
-        return NULL;
-    }
-    PyObject *repr = PyUnicode_FromFormat("%U(", qualname);
-    Py_DECREF(qualname);
+    PyObject *repr = PyUnicode_FromFormat("%U(", fg_qualname(self));
     for (int i = 0; i < n && repr != NULL; i++) {
         PyObject *value = PyFloat_FromDouble(values[i]);
         if (value == NULL) {
@@ -156,9 +150,43 @@ done:
     return result;
 }
 
+int
+fg_truth(PyObject *result)
+{
+    if (result == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return truth;
+}
+
+int
+fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index)
+{
+    PyObject *number = PyNumber_Index(obj);
+    if (number == NULL) {
+        return -1;
+    }
+    *overflow = 0;
+    *value = PyLong_AsLongLongAndOverflow(number, overflow);
+    if (*value == -1 && PyErr_Occurred()) {
+        Py_DECREF(number);
+        return -1;
+    }
+    if (index != NULL) {
+        *index = number;
+    }
+    else {
+        Py_DECREF(number);
+    }
+    return 0;
+}
+
 /* ---- Native or Python (components.h) --------------------------------------*/
 
-#define FG_MAX_KINDS 9
+#define FG_MAX_KINDS 9   /* the trippers' */
+#define FG_MAX_METHODS 3 /* the windows': record, get_metric, reset */
 
 /* A family's built-in types, in the order of its kinds, and the methods a
  * node of the family must leave as the built-in's own to be native. */
@@ -166,8 +194,8 @@ typedef struct {
     int n_kinds;
     size_t kinds[FG_MAX_KINDS]; /* offsets of the types in FgState */
     int n_methods;
-    const char *methods[3];
-    size_t names[3]; /* offsets of the methods' interned names in FgState */
+    const char *methods[FG_MAX_METHODS];
+    size_t names[FG_MAX_METHODS]; /* offsets of the methods' interned names in FgState */
 } FamilyDef;
 
 #define FG_TYPE(name) offsetof(FgState, name)
@@ -202,6 +230,18 @@ state_field(FgState *st, size_t offset)
     return *(PyObject **)((char *)st + offset);
 }
 
+/* The state of the copy of the extension whose type `type` is or derives
+ * from, or NULL. It never raises, and leaves a pending exception as it was. */
+static FgState *
+defining_state(PyTypeObject *type)
+{
+    PyObject *pending = PyErr_GetRaisedException();
+    PyObject *module = PyType_GetModuleByDef(type, &fluxgate_module_def);
+    PyErr_Clear();
+    PyErr_SetRaisedException(pending);
+    return module == NULL ? NULL : fg_state(module);
+}
+
 /* The C method descriptor that `obj` stands for when it is a _SignedMethod
  * (the Python layer installs them to give our methods signatures), of this
  * copy of the extension or of another; else `obj`. */
@@ -212,11 +252,8 @@ signed_method_target(FgState *st, PyObject *obj)
     if (target != obj || Py_IS_TYPE(obj, &PyMethodDescr_Type)) {
         return target;
     }
-    PyObject *pending = PyErr_GetRaisedException();
-    PyObject *module = PyType_GetModuleByDef(Py_TYPE(obj), &fluxgate_module_def);
-    PyErr_Clear();
-    PyErr_SetRaisedException(pending);
-    return module == NULL ? obj : fg_signed_method_target(fg_state(module), obj);
+    FgState *own = defining_state(Py_TYPE(obj));
+    return own == NULL ? obj : fg_signed_method_target(own, obj);
 }
 
 /* The verdict for `type`, from its MRO: every method of the family must be
@@ -247,14 +284,10 @@ decide(FgState *st, const FamilyDef *def, PyTypeObject *type)
     }
     /* The built-in may come from another copy of the extension: its kind is
      * found in its own module's state. */
-    PyObject *pending = PyErr_GetRaisedException();
-    PyObject *module = PyType_GetModuleByDef(owner, &fluxgate_module_def);
-    PyErr_Clear();
-    PyErr_SetRaisedException(pending);
-    if (module == NULL) {
+    FgState *own = defining_state(owner);
+    if (own == NULL) {
         return FG_PYTHON;
     }
-    FgState *own = fg_state(module);
     for (int k = 0; k < def->n_kinds; k++) {
         if (state_field(own, def->kinds[k]) == (PyObject *)owner) {
             return k;
@@ -280,7 +313,7 @@ fg_native_kind_slow(FgState *st, FgFamily family, PyTypeObject *type,
 #endif
     if (keep) {
         fg_store_u64(&st->dispatch_cache[family][after % FG_DISPATCH_WAYS],
-                     (uint64_t)after << 8 | (uint64_t)(kind + 1));
+                     (uint64_t)after << FG_KIND_BITS | (uint64_t)(kind + 1));
     }
     return kind;
 
@@ -352,8 +385,8 @@ fg_bind_error_fast(const char *key, PyObject *self, PyObject *const *args,
     return NULL;
 }
 
-static const char *
-short_type_name(PyObject *self)
+const char *
+fg_type_name(PyObject *self)
 {
     const char *name = Py_TYPE(self)->tp_name;
     const char *dot = strrchr(name, '.');
@@ -378,7 +411,7 @@ fg_already_initialised(PyObject *self)
     PyErr_Format(PyExc_TypeError,
                  "%.200s object is already initialised: __init__() may not be "
                  "called again",
-                 short_type_name(self));
+                 fg_type_name(self));
     return -1;
 }
 
@@ -388,6 +421,6 @@ fg_not_initialised(PyObject *self)
     PyErr_Format(PyExc_TypeError,
                  "%.200s object is not initialised: its __init__() was not "
                  "called (a subclass's __init__ must call super().__init__())",
-                 short_type_name(self));
+                 fg_type_name(self));
     return -1;
 }

@@ -38,6 +38,10 @@
  * module, so a component of another copy of the extension (a re-import) is
  * native too: evaluation depends only on the shared C layout. */
 #define FG_PYTHON (-1)
+/* A cache entry: the version tag above the low FG_KIND_BITS, kind + 1 in
+ * them (0 for FG_PYTHON). */
+#define FG_KIND_BITS 8
+#define FG_KIND_MASK ((UINT64_C(1) << FG_KIND_BITS) - 1)
 
 int fg_native_kind_slow(FgState *st, FgFamily family, PyTypeObject *type,
                         unsigned int tag);
@@ -48,8 +52,8 @@ fg_native_kind(FgState *st, FgFamily family, PyObject *node)
     PyTypeObject *type = Py_TYPE(node);
     unsigned int tag = fg_type_version(type);
     uint64_t entry = fg_load_u64(&st->dispatch_cache[family][tag % FG_DISPATCH_WAYS]);
-    if (tag != 0 && entry >> 8 == tag) {
-        return (int)(entry & 0xff) - 1;
+    if (tag != 0 && entry >> FG_KIND_BITS == tag) {
+        return (int)(entry & FG_KIND_MASK) - 1;
     }
     return fg_native_kind_slow(st, family, type, tag);
 }
@@ -63,6 +67,15 @@ fg_native_kind(FgState *st, FgFamily family, PyObject *node)
  * collector see and break that cycle when a copy of the module goes away. */
 int fg_plain_traverse(PyObject *self, visitproc visit, void *arg);
 void fg_plain_dealloc(PyObject *self);
+/* A component's class names. Every component type, built-in or a Python
+ * subclass, is a heap type: reprs show its __qualname__ (borrowed), messages
+ * its __name__ (the last part of tp_name, which is dotted for ours). */
+static inline PyObject *
+fg_qualname(PyObject *self)
+{
+    return ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname;
+}
+const char *fg_type_name(PyObject *self);
 /* "Name(a=1.0, b=2.0)" with the type's qualified name. */
 PyObject *fg_params_repr(PyObject *self, const char *const *names,
                          const double *values, int n);
@@ -71,6 +84,40 @@ PyObject *fg_params_repr(PyObject *self, const char *const *names,
  * constructor's checks again. Steals args and kwargs; with kwargs (may be
  * NULL) it goes through functools.partial(type, **kwargs). */
 PyObject *fg_reduce(PyObject *self, PyObject *args, PyObject *kwargs);
+
+/* The truth of what a Python node returned, which it steals: 1 or 0, or -1
+ * with an exception when `result` is NULL (the call raised) or its truth
+ * test raises. */
+int fg_truth(PyObject *result);
+/* obj.__index__() as a long long: *overflow is 0, or the sign of an integer
+ * beyond that range (*value is then -1). With `index` not NULL the int is
+ * also returned there (a new reference). -1 with an exception when
+ * __index__ fails. */
+int fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index);
+
+/* ---- Composites (composite.c) --------------------------------------------
+ * The nodes that &, | and ~ build: a family's kind (what the family's
+ * evaluator dispatches on) and one or two operands; `right` is NULL for a
+ * negation. Fields are set at construction and NULL only after the garbage
+ * collector cleared the node. */
+typedef struct {
+    PyObject_HEAD
+    int kind;
+    PyObject *left;
+    PyObject *right;
+} FgComposite;
+
+/* A new composite of `type` (right may be NULL). */
+PyObject *fg_composite_new(PyTypeObject *type, int kind, PyObject *left,
+                           PyObject *right);
+/* a & b or a | b with either operand one of ours: NotImplemented unless both
+ * are callable, else a composite of the type found in the module state at
+ * `type_offset` (offsetof(FgState, ...)), of the given kind. */
+PyObject *fg_combine(PyObject *left, PyObject *right, size_t type_offset,
+                     int kind);
+int fg_composite_traverse(PyObject *self, visitproc visit, void *arg);
+int fg_composite_clear(PyObject *self);
+void fg_composite_dealloc(PyObject *self);
 
 /* ---- Trackers (trackers.c) -----------------------------------------------
  * tracker(exception) -> bool. `exception` is an Exception instance. */

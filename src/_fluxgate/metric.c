@@ -7,7 +7,6 @@
  * pickling. */
 #include "metric.h"
 
-#include <structmember.h>
 
 static FgState *
 metric_state(PyObject *self)

@@ -6,7 +6,6 @@
  * SPEC.md, so results match them bit for bit. */
 #include "components.h"
 
-#include <structmember.h>
 
 /* Every permit starts with this header: whether __init__ ran. */
 typedef struct {
@@ -105,12 +104,7 @@ fg_permit_check(FgState *st, PyObject *permit, double changed_at)
     }
     PyObject *result = PyObject_CallOneArg(permit, arg);
     Py_DECREF(arg);
-    if (result == NULL) {
-        return -1;
-    }
-    int verdict = PyObject_IsTrue(result);
-    Py_DECREF(result);
-    return verdict;
+    return fg_truth(result);
 }
 
 /* ---- __call__ -------------------------------------------------------------*/
@@ -294,14 +288,14 @@ random_repr(FgRandom *self)
 {
     if (!self->initialised) {
         return PyUnicode_FromFormat("<uninitialised %U object>",
-                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+                                    fg_qualname((PyObject *)self));
     }
     static const char *const names[] = {"ratio"};
     return fg_params_repr((PyObject *)self, names, &self->ratio, 1);
 }
 
 static PyMemberDef random_members[] = {
-    {"ratio", T_DOUBLE, offsetof(FgRandom, ratio), READONLY,
+    {"ratio", Py_T_DOUBLE, offsetof(FgRandom, ratio), Py_READONLY,
      "Probability that a call is admitted."},
     {NULL},
 };
@@ -374,7 +368,7 @@ ramp_up_repr(FgRampUp *self)
 {
     if (!self->initialised) {
         return PyUnicode_FromFormat("<uninitialised %U object>",
-                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+                                    fg_qualname((PyObject *)self));
     }
     static const char *const names[] = {"initial", "final", "duration"};
     double values[] = {self->initial, self->final, self->duration};
@@ -382,11 +376,11 @@ ramp_up_repr(FgRampUp *self)
 }
 
 static PyMemberDef ramp_up_members[] = {
-    {"initial", T_DOUBLE, offsetof(FgRampUp, initial), READONLY,
+    {"initial", Py_T_DOUBLE, offsetof(FgRampUp, initial), Py_READONLY,
      "Share of calls admitted when HALF_OPEN begins."},
-    {"final", T_DOUBLE, offsetof(FgRampUp, final), READONLY,
+    {"final", Py_T_DOUBLE, offsetof(FgRampUp, final), Py_READONLY,
      "Share of calls admitted once the ramp is over."},
-    {"duration", T_DOUBLE, offsetof(FgRampUp, duration), READONLY,
+    {"duration", Py_T_DOUBLE, offsetof(FgRampUp, duration), Py_READONLY,
      "Seconds the ramp from initial to final takes."},
     {NULL},
 };

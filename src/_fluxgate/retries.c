@@ -7,7 +7,6 @@
 #include "components.h"
 
 #include <math.h>
-#include <structmember.h>
 
 /* Every retry starts with this header: whether __init__ ran. */
 typedef struct {
@@ -105,12 +104,7 @@ fg_retry_check(FgState *st, PyObject *retry, double changed_at, int64_t reopens)
     }
     Py_XDECREF(args[0]);
     Py_XDECREF(args[1]);
-    if (result == NULL) {
-        return -1;
-    }
-    int verdict = PyObject_IsTrue(result);
-    Py_DECREF(result);
-    return verdict;
+    return fg_truth(result);
 }
 
 /* ---- __call__ -------------------------------------------------------------*/
@@ -125,12 +119,12 @@ reopens_as_double(PyObject *obj, double *out)
                      Py_TYPE(obj)->tp_name);
         return -1;
     }
-    PyObject *index = PyNumber_Index(obj);
-    if (index == NULL) {
+    PyObject *index;
+    long long value;
+    int overflow;
+    if (fg_index(obj, &value, &overflow, &index) < 0) {
         return -1;
     }
-    int overflow = 0;
-    long long value = PyLong_AsLongLongAndOverflow(index, &overflow);
     if (overflow == 0) {
         *out = (double)value;
     }
@@ -386,7 +380,7 @@ cooldown_repr(FgCooldown *self)
 {
     if (!self->initialised) {
         return PyUnicode_FromFormat("<uninitialised %U object>",
-                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+                                    fg_qualname((PyObject *)self));
     }
     static const char *const names[] = {"duration", "jitter_ratio"};
     double values[] = {self->duration, self->jitter_ratio};
@@ -394,9 +388,9 @@ cooldown_repr(FgCooldown *self)
 }
 
 static PyMemberDef cooldown_members[] = {
-    {"duration", T_DOUBLE, offsetof(FgCooldown, duration), READONLY,
+    {"duration", Py_T_DOUBLE, offsetof(FgCooldown, duration), Py_READONLY,
      "Seconds to wait after the breaker opened."},
-    {"jitter_ratio", T_DOUBLE, offsetof(FgCooldown, jitter_ratio), READONLY,
+    {"jitter_ratio", Py_T_DOUBLE, offsetof(FgCooldown, jitter_ratio), Py_READONLY,
      "Largest relative change of the wait drawn at each evaluation."},
     {NULL},
 };
@@ -484,7 +478,7 @@ backoff_repr(FgBackoff *self)
 {
     if (!self->initialised) {
         return PyUnicode_FromFormat("<uninitialised %U object>",
-                                    ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname);
+                                    fg_qualname((PyObject *)self));
     }
     static const char *const names[] = {"initial", "multiplier", "max_duration",
                                         "jitter_ratio"};
@@ -494,13 +488,13 @@ backoff_repr(FgBackoff *self)
 }
 
 static PyMemberDef backoff_members[] = {
-    {"initial", T_DOUBLE, offsetof(FgBackoff, initial), READONLY,
+    {"initial", Py_T_DOUBLE, offsetof(FgBackoff, initial), Py_READONLY,
      "Seconds to wait after the first opening."},
-    {"multiplier", T_DOUBLE, offsetof(FgBackoff, multiplier), READONLY,
+    {"multiplier", Py_T_DOUBLE, offsetof(FgBackoff, multiplier), Py_READONLY,
      "Factor the wait grows by with each reopening."},
-    {"max_duration", T_DOUBLE, offsetof(FgBackoff, max_duration), READONLY,
+    {"max_duration", Py_T_DOUBLE, offsetof(FgBackoff, max_duration), Py_READONLY,
      "Longest wait in seconds."},
-    {"jitter_ratio", T_DOUBLE, offsetof(FgBackoff, jitter_ratio), READONLY,
+    {"jitter_ratio", Py_T_DOUBLE, offsetof(FgBackoff, jitter_ratio), Py_READONLY,
      "Largest relative change of the wait drawn at each evaluation."},
     {NULL},
 };

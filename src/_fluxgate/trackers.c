@@ -15,36 +15,20 @@
 #include "components.h"
 
 #include <stddef.h>
-#include <string.h>
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *value; /* TypeOf: tuple of classes; Custom: func; _Not: operand */
-} TrackerOne;
-
-typedef struct {
-    PyObject_HEAD
-    PyObject *left;
-    PyObject *right;
-} TrackerPair;
+/* Every node but All is an FgComposite (composite.c), whose kind field the
+ * trackers leave unused: _And and _Or hold their two operands, _Not its
+ * operand as `left`; TypeOf keeps its tuple of classes and Custom its
+ * function as `left` (VALUE). */
+#define VALUE(self) (((FgComposite *)(self))->left)
 
 typedef int (*EvalFn)(FgState *st, PyObject *self, PyObject *exception);
-
-/* The class name reprs and messages show: tp_name is dotted for our types
- * and bare for Python subclasses. */
-static const char *
-type_name(PyObject *self)
-{
-    const char *name = Py_TYPE(self)->tp_name;
-    const char *dot = strrchr(name, '.');
-    return dot ? dot + 1 : name;
-}
 
 static int
 not_initialised(PyObject *self)
 {
     PyErr_Format(PyExc_TypeError, "%s object is not initialised",
-                 type_name(self));
+                 fg_type_name(self));
     return -1;
 }
 
@@ -53,7 +37,7 @@ get_value(PyObject *self)
 {
     PyObject *value;
     Py_BEGIN_CRITICAL_SECTION(self);
-    value = Py_XNewRef(((TrackerOne *)self)->value);
+    value = Py_XNewRef(VALUE(self));
     Py_END_CRITICAL_SECTION();
     return value;
 }
@@ -64,8 +48,8 @@ set_value(PyObject *self, PyObject *value)
 {
     int done = 0;
     Py_BEGIN_CRITICAL_SECTION(self);
-    if (((TrackerOne *)self)->value == NULL) {
-        ((TrackerOne *)self)->value = Py_NewRef(value);
+    if (VALUE(self) == NULL) {
+        VALUE(self) = Py_NewRef(value);
         done = 1;
     }
     Py_END_CRITICAL_SECTION();
@@ -101,12 +85,7 @@ custom_eval(FgState *st, PyObject *self, PyObject *exception)
     }
     PyObject *verdict = PyObject_CallOneArg(func, exception);
     Py_DECREF(func);
-    if (verdict == NULL) {
-        return -1;
-    }
-    int result = PyObject_IsTrue(verdict);
-    Py_DECREF(verdict);
-    return result;
+    return fg_truth(verdict);
 }
 
 /* The composites are immutable; a field is NULL only after the garbage
@@ -115,7 +94,7 @@ custom_eval(FgState *st, PyObject *self, PyObject *exception)
 static int
 pair_eval(FgState *st, PyObject *self, PyObject *exception, int undecided)
 {
-    TrackerPair *pair = (TrackerPair *)self;
+    FgComposite *pair = (FgComposite *)self;
     if (pair->left == NULL) {
         return not_initialised(self);
     }
@@ -145,7 +124,7 @@ or_eval(FgState *st, PyObject *self, PyObject *exception)
 static int
 not_eval(FgState *st, PyObject *self, PyObject *exception)
 {
-    PyObject *operand = ((TrackerOne *)self)->value;
+    PyObject *operand = ((FgComposite *)self)->left;
     if (operand == NULL) {
         return not_initialised(self);
     }
@@ -169,13 +148,7 @@ fg_tracker_check(FgState *st, PyObject *tracker, PyObject *exception)
     if (kind != FG_PYTHON) {
         return native_evals[kind](st, tracker, exception);
     }
-    PyObject *verdict = PyObject_CallOneArg(tracker, exception);
-    if (verdict == NULL) {
-        return -1;
-    }
-    int result = PyObject_IsTrue(verdict);
-    Py_DECREF(verdict);
-    return result;
+    return fg_truth(PyObject_CallOneArg(tracker, exception));
 }
 
 /* ---- calling from Python -------------------------------------------------*/
@@ -222,65 +195,15 @@ FG_DEFINE_CALL(not, NULL)
 /* ---- composition ---------------------------------------------------------*/
 
 static PyObject *
-pair_new(PyTypeObject *type, PyObject *left, PyObject *right)
-{
-    TrackerPair *pair = (TrackerPair *)type->tp_alloc(type, 0);
-    if (pair == NULL) {
-        return NULL;
-    }
-    pair->left = Py_NewRef(left);
-    pair->right = Py_NewRef(right);
-    return (PyObject *)pair;
-}
-
-static PyObject *
-not_new_from(PyTypeObject *type, PyObject *operand)
-{
-    TrackerOne *node = (TrackerOne *)type->tp_alloc(type, 0);
-    if (node == NULL) {
-        return NULL;
-    }
-    node->value = Py_NewRef(operand);
-    return (PyObject *)node;
-}
-
-/* The module state of whichever operand is one of ours: the left one may be
- * a plain callable when Python falls back to the right one's slot. */
-static FgState *
-operands_state(PyObject *left, PyObject *right)
-{
-    FgState *st = fg_state_from_type(Py_TYPE(left));
-    if (st == NULL) {
-        PyErr_Clear();
-        st = fg_state_from_type(Py_TYPE(right));
-    }
-    return st;
-}
-
-static PyObject *
-combine(PyObject *left, PyObject *right, int is_or)
-{
-    if (!PyCallable_Check(left) || !PyCallable_Check(right)) {
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    FgState *st = operands_state(left, right);
-    if (st == NULL) {
-        return NULL;
-    }
-    PyObject *type = is_or ? st->TrackerOr_Type : st->TrackerAnd_Type;
-    return pair_new((PyTypeObject *)type, left, right);
-}
-
-static PyObject *
 tracker_and(PyObject *left, PyObject *right)
 {
-    return combine(left, right, 0);
+    return fg_combine(left, right, offsetof(FgState, TrackerAnd_Type), 0);
 }
 
 static PyObject *
 tracker_or(PyObject *left, PyObject *right)
 {
-    return combine(left, right, 1);
+    return fg_combine(left, right, offsetof(FgState, TrackerOr_Type), 0);
 }
 
 static PyObject *
@@ -291,70 +214,10 @@ tracker_invert(PyObject *self)
         return NULL;
     }
     if (Py_IS_TYPE(self, (PyTypeObject *)st->TrackerNot_Type)
-        && ((TrackerOne *)self)->value != NULL) {
-        return Py_NewRef(((TrackerOne *)self)->value); /* ~~t is t */
+        && ((FgComposite *)self)->left != NULL) {
+        return Py_NewRef(((FgComposite *)self)->left); /* ~~t is t */
     }
-    return not_new_from((PyTypeObject *)st->TrackerNot_Type, self);
-}
-
-/* ---- lifecycle -----------------------------------------------------------*/
-
-static int
-one_traverse(TrackerOne *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->value);
-    return 0;
-}
-
-static int
-one_clear(TrackerOne *self)
-{
-    Py_CLEAR(self->value);
-    return 0;
-}
-
-static void
-one_dealloc(TrackerOne *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    Py_TRASHCAN_BEGIN(self, one_dealloc)
-    (void)one_clear(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-    Py_TRASHCAN_END
-}
-
-static int
-pair_traverse(TrackerPair *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->left);
-    Py_VISIT(self->right);
-    return 0;
-}
-
-static int
-pair_clear(TrackerPair *self)
-{
-    Py_CLEAR(self->left);
-    Py_CLEAR(self->right);
-    return 0;
-}
-
-/* The trashcan keeps the C stack flat when a long chain such as
- * `t = t & other` in a loop is freed. */
-static void
-pair_dealloc(TrackerPair *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    Py_TRASHCAN_BEGIN(self, pair_dealloc)
-    (void)pair_clear(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-    Py_TRASHCAN_END
+    return fg_composite_new((PyTypeObject *)st->TrackerNot_Type, 0, self, NULL);
 }
 
 #define FG_REDUCE_DOC "__reduce__($self, /)\n--\n\nHelper for pickle and copy."
@@ -389,7 +252,7 @@ all_init(PyObject *self, PyObject *args, PyObject *kwargs)
 static PyObject *
 all_repr(PyObject *self)
 {
-    return PyUnicode_FromFormat("%s()", type_name(self));
+    return PyUnicode_FromFormat("%s()", fg_type_name(self));
 }
 
 static PyObject *
@@ -488,7 +351,7 @@ typeof_repr(PyObject *self)
     PyObject *types = get_value(self);
     if (types == NULL) {
         return PyUnicode_FromFormat("<uninitialised %s object>",
-                                    type_name(self));
+                                    fg_type_name(self));
     }
     Py_ssize_t n = PyTuple_GET_SIZE(types);
     PyObject *names = PyTuple_New(n);
@@ -511,7 +374,7 @@ typeof_repr(PyObject *self)
     if (joined == NULL) {
         return NULL;
     }
-    PyObject *repr = PyUnicode_FromFormat("%s(%U)", type_name(self), joined);
+    PyObject *repr = PyUnicode_FromFormat("%s(%U)", fg_type_name(self), joined);
     Py_DECREF(joined);
     return repr;
 }
@@ -538,9 +401,9 @@ static PyType_Slot typeof_slots[] = {
     {Py_tp_doc, (void *)typeof_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, typeof_init},
-    {Py_tp_dealloc, one_dealloc},
-    {Py_tp_traverse, one_traverse},
-    {Py_tp_clear, one_clear},
+    {Py_tp_dealloc, fg_composite_dealloc},
+    {Py_tp_traverse, fg_composite_traverse},
+    {Py_tp_clear, fg_composite_clear},
     {Py_tp_call, typeof_call},
     {Py_tp_repr, typeof_repr},
     {Py_tp_methods, typeof_methods},
@@ -552,7 +415,7 @@ static PyType_Slot typeof_slots[] = {
 
 static PyType_Spec typeof_spec = {
     .name = "fluxgate.trackers.TypeOf",
-    .basicsize = sizeof(TrackerOne),
+    .basicsize = sizeof(FgComposite),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = typeof_slots,
 };
@@ -587,9 +450,9 @@ custom_repr(PyObject *self)
     PyObject *func = get_value(self);
     if (func == NULL) {
         return PyUnicode_FromFormat("<uninitialised %s object>",
-                                    type_name(self));
+                                    fg_type_name(self));
     }
-    PyObject *repr = PyUnicode_FromFormat("%s(%R)", type_name(self), func);
+    PyObject *repr = PyUnicode_FromFormat("%s(%R)", fg_type_name(self), func);
     Py_DECREF(func);
     return repr;
 }
@@ -618,9 +481,9 @@ static PyType_Slot custom_slots[] = {
     {Py_tp_doc, (void *)custom_doc},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, custom_init},
-    {Py_tp_dealloc, one_dealloc},
-    {Py_tp_traverse, one_traverse},
-    {Py_tp_clear, one_clear},
+    {Py_tp_dealloc, fg_composite_dealloc},
+    {Py_tp_traverse, fg_composite_traverse},
+    {Py_tp_clear, fg_composite_clear},
     {Py_tp_call, custom_call},
     {Py_tp_repr, custom_repr},
     {Py_tp_methods, custom_methods},
@@ -632,7 +495,7 @@ static PyType_Slot custom_slots[] = {
 
 static PyType_Spec custom_spec = {
     .name = "fluxgate.trackers.Custom",
-    .basicsize = sizeof(TrackerOne),
+    .basicsize = sizeof(FgComposite),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = custom_slots,
 };
@@ -673,7 +536,7 @@ and_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (check_operands("_And", args, kwargs, 2, operands) < 0) {
         return NULL;
     }
-    return pair_new(type, operands[0], operands[1]);
+    return fg_composite_new(type, 0, operands[0], operands[1]);
 }
 
 static PyObject *
@@ -683,7 +546,7 @@ or_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (check_operands("_Or", args, kwargs, 2, operands) < 0) {
         return NULL;
     }
-    return pair_new(type, operands[0], operands[1]);
+    return fg_composite_new(type, 0, operands[0], operands[1]);
 }
 
 static PyObject *
@@ -693,15 +556,15 @@ not_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (check_operands("_Not", args, kwargs, 1, &operand) < 0) {
         return NULL;
     }
-    return not_new_from(type, operand);
+    return fg_composite_new(type, 0, operand, NULL);
 }
 
 static PyObject *
-pair_repr(TrackerPair *self, const char *op)
+pair_repr(FgComposite *self, const char *op)
 {
     if (self->left == NULL) {
         return PyUnicode_FromFormat("<uninitialised %s object>",
-                                    type_name((PyObject *)self));
+                                    fg_type_name((PyObject *)self));
     }
     return PyUnicode_FromFormat("(%R %s %R)", self->left, op, self->right);
 }
@@ -709,22 +572,22 @@ pair_repr(TrackerPair *self, const char *op)
 static PyObject *
 and_repr(PyObject *self)
 {
-    return pair_repr((TrackerPair *)self, "&");
+    return pair_repr((FgComposite *)self, "&");
 }
 
 static PyObject *
 or_repr(PyObject *self)
 {
-    return pair_repr((TrackerPair *)self, "|");
+    return pair_repr((FgComposite *)self, "|");
 }
 
 static PyObject *
 not_repr(PyObject *self)
 {
-    PyObject *operand = ((TrackerOne *)self)->value;
+    PyObject *operand = ((FgComposite *)self)->left;
     if (operand == NULL) {
         return PyUnicode_FromFormat("<uninitialised %s object>",
-                                    type_name(self));
+                                    fg_type_name(self));
     }
     return PyUnicode_FromFormat("~%R", operand);
 }
@@ -732,7 +595,7 @@ not_repr(PyObject *self)
 static PyObject *
 pair_reduce(PyObject *self, PyObject *unused)
 {
-    TrackerPair *pair = (TrackerPair *)self;
+    FgComposite *pair = (FgComposite *)self;
     if (pair->left == NULL) {
         not_initialised(self);
         return NULL;
@@ -743,7 +606,7 @@ pair_reduce(PyObject *self, PyObject *unused)
 static PyObject *
 not_reduce(PyObject *self, PyObject *unused)
 {
-    PyObject *operand = ((TrackerOne *)self)->value;
+    PyObject *operand = ((FgComposite *)self)->left;
     if (operand == NULL) {
         not_initialised(self);
         return NULL;
@@ -773,8 +636,9 @@ static PyMethodDef not_methods[] = {
 };
 
 #define FG_PAIR_SLOTS                                                         \
-    {Py_tp_dealloc, pair_dealloc}, {Py_tp_traverse, pair_traverse},           \
-        {Py_tp_clear, pair_clear}, {Py_nb_and, tracker_and},                  \
+    {Py_tp_dealloc, fg_composite_dealloc},                                    \
+        {Py_tp_traverse, fg_composite_traverse},                              \
+        {Py_tp_clear, fg_composite_clear}, {Py_nb_and, tracker_and},                  \
         {Py_nb_or, tracker_or}, {Py_nb_invert, tracker_invert}
 
 static PyType_Slot and_slots[] = {
@@ -807,9 +671,9 @@ static PyType_Slot not_slots[] = {
     {Py_tp_call, not_call},
     {Py_tp_repr, not_repr},
     {Py_tp_methods, not_methods},
-    {Py_tp_dealloc, one_dealloc},
-    {Py_tp_traverse, one_traverse},
-    {Py_tp_clear, one_clear},
+    {Py_tp_dealloc, fg_composite_dealloc},
+    {Py_tp_traverse, fg_composite_traverse},
+    {Py_tp_clear, fg_composite_clear},
     {Py_nb_and, tracker_and},
     {Py_nb_or, tracker_or},
     {Py_nb_invert, tracker_invert},
@@ -821,21 +685,21 @@ static PyType_Slot not_slots[] = {
 
 static PyType_Spec and_spec = {
     .name = "fluxgate.trackers._And",
-    .basicsize = sizeof(TrackerPair),
+    .basicsize = sizeof(FgComposite),
     .flags = FG_COMPOSITE_FLAGS,
     .slots = and_slots,
 };
 
 static PyType_Spec or_spec = {
     .name = "fluxgate.trackers._Or",
-    .basicsize = sizeof(TrackerPair),
+    .basicsize = sizeof(FgComposite),
     .flags = FG_COMPOSITE_FLAGS,
     .slots = or_slots,
 };
 
 static PyType_Spec not_spec = {
     .name = "fluxgate.trackers._Not",
-    .basicsize = sizeof(TrackerOne),
+    .basicsize = sizeof(FgComposite),
     .flags = FG_COMPOSITE_FLAGS,
     .slots = not_slots,
 };

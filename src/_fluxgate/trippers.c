@@ -9,44 +9,10 @@
  * through Python with a CallContext. */
 #include "components.h"
 #include "metric.h"
+#include "trippers.h"
 
 #include <math.h>
 #include <stddef.h>
-#include <structmember.h>
-
-typedef enum {
-    K_CLOSED,
-    K_HALF_OPENED,
-    K_MIN_REQUESTS,
-    K_FAILURE_RATE,
-    K_AVG_LATENCY,
-    K_SLOW_RATE,
-    K_FAILURE_STREAK,
-    K_AND,
-    K_OR,
-    K_COUNT
-} Kind;
-
-typedef struct {
-    PyObject_HEAD
-    Kind kind;
-} Node;
-
-typedef struct {
-    PyObject_HEAD
-    Kind kind;
-    char initialised; /* __init__ ran */
-    int64_t count;
-    double ratio;
-    double threshold;
-} Leaf;
-
-typedef struct {
-    PyObject_HEAD
-    Kind kind;
-    PyObject *left;
-    PyObject *right;
-} Composite;
 
 static PyObject *tripper_call(PyObject *self, PyObject *args, PyObject *kwargs);
 
@@ -61,20 +27,41 @@ is_native_node(FgState *st, PyObject *node)
            || fg_native_kind(st, FG_FAMILY_TRIPPER, node) != FG_PYTHON;
 }
 
-static int
-is_composite(FgState *st, PyObject *node)
-{
-    PyObject *type = (PyObject *)Py_TYPE(node);
-    return type == st->TripperAnd_Type || type == st->TripperOr_Type;
-}
+/* What each leaf's __init__ takes (its format and keywords), and the stubs
+ * that word Python's errors for __init__ and __call__ (fg_bind_error). */
+static char *no_keywords[] = {NULL};
+static char *count_keywords[] = {"count", NULL};
+static char *ratio_keywords[] = {"ratio", NULL};
+static char *threshold_keywords[] = {"threshold", NULL};
+static char *slow_rate_keywords[] = {"ratio", "threshold", NULL};
 
-/* Whether iter(obj) can succeed, decided without calling it (so that an
- * error raised by a user's __iter__ is not mistaken for "not iterable"). */
-static int
-is_iterable(PyObject *obj)
-{
-    return Py_TYPE(obj)->tp_iter != NULL || PySequence_Check(obj);
-}
+static const struct {
+    const char *format;
+    char **keywords;
+    const char *key;
+    const char *call_key;
+} leaf_args[] = {
+    [K_CLOSED] = {":Closed", no_keywords, "fluxgate.trippers.Closed.__init__",
+        "fluxgate.trippers.Closed.__call__"},
+    [K_HALF_OPENED] = {":HalfOpened", no_keywords,
+                       "fluxgate.trippers.HalfOpened.__init__",
+        "fluxgate.trippers.HalfOpened.__call__"},
+    [K_MIN_REQUESTS] = {"O:MinRequests", count_keywords,
+                        "fluxgate.trippers.MinRequests.__init__",
+        "fluxgate.trippers.MinRequests.__call__"},
+    [K_FAILURE_RATE] = {"O:FailureRate", ratio_keywords,
+                        "fluxgate.trippers.FailureRate.__init__",
+        "fluxgate.trippers.FailureRate.__call__"},
+    [K_AVG_LATENCY] = {"O:AvgLatency", threshold_keywords,
+                       "fluxgate.trippers.AvgLatency.__init__",
+        "fluxgate.trippers.AvgLatency.__call__"},
+    [K_SLOW_RATE] = {"O$O:SlowRate", slow_rate_keywords,
+                     "fluxgate.trippers.SlowRate.__init__",
+        "fluxgate.trippers.SlowRate.__call__"},
+    [K_FAILURE_STREAK] = {"O:FailureStreak", count_keywords,
+                          "fluxgate.trippers.FailureStreak.__init__",
+        "fluxgate.trippers.FailureStreak.__call__"},
+};
 
 /* ---- evaluation ----------------------------------------------------------*/
 
@@ -127,13 +114,7 @@ python_check(Eval *e, PyObject *node)
     if (ctx == NULL) {
         return -1;
     }
-    PyObject *result = PyObject_CallOneArg(node, ctx);
-    if (result == NULL) {
-        return -1;
-    }
-    int truth = PyObject_IsTrue(result);
-    Py_DECREF(result);
-    return truth;
+    return fg_truth(PyObject_CallOneArg(node, ctx));
 }
 
 static int
@@ -205,8 +186,6 @@ read_counts(Eval *e, Leaf *leaf, FgTotals *totals, int64_t *slow)
     Py_DECREF(metric);
     return rc;
 }
-
-static int leaf_needs_init(const Leaf *leaf);
 
 static int
 leaf_check(Eval *e, Leaf *leaf)
@@ -302,60 +281,6 @@ fg_trip_input_release(FgTripInput *in)
     Py_CLEAR(in->context);
 }
 
-int
-fg_tripper_collect_thresholds(FgState *st, PyObject *tripper,
-                              double **thresholds, Py_ssize_t *n)
-{
-    *thresholds = NULL;
-    *n = 0;
-    if (!is_iterable(tripper)) {
-        return 0;
-    }
-    PyObject *iter = PyObject_GetIter(tripper);
-    if (iter == NULL) {
-        return -1;
-    }
-    double *found = NULL;
-    Py_ssize_t count = 0;
-    PyObject *leaf;
-    while ((leaf = PyIter_Next(iter)) != NULL) {
-        int keep = PyObject_TypeCheck(leaf, (PyTypeObject *)st->SlowRate_Type);
-        if (keep && leaf_needs_init((Leaf *)leaf)) {
-            fg_not_initialised(leaf);
-            Py_DECREF(leaf);
-            break;
-        }
-        double threshold = keep ? ((Leaf *)leaf)->threshold : 0.0;
-        Py_DECREF(leaf);
-        /* Ascending, as 0.9.4 orders them (a record's slow_at, a metric's
-         * slow_counts); thresholds are never NaN. */
-        Py_ssize_t at = 0;
-        while (keep && at < count && found[at] < threshold) {
-            at++;
-        }
-        keep = keep && (at == count || found[at] != threshold);
-        if (keep) {
-            double *grown = PyMem_Realloc(found, (size_t)(count + 1) * sizeof(double));
-            if (grown == NULL) {
-                PyErr_NoMemory();
-                break;
-            }
-            found = grown;
-            memmove(found + at + 1, found + at, (size_t)(count - at) * sizeof(double));
-            found[at] = threshold;
-            count++;
-        }
-    }
-    Py_DECREF(iter);
-    if (PyErr_Occurred()) {
-        PyMem_Free(found);
-        return -1;
-    }
-    *thresholds = found;
-    *n = count;
-    return 0;
-}
-
 /* ---- Python-facing behaviour shared by every tripper ---------------------*/
 
 PyDoc_STRVAR(call_doc,
@@ -367,20 +292,11 @@ static PyObject *
 tripper_call(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"ctx", NULL};
-    static const char *const keys[] = {
-        [K_CLOSED] = "fluxgate.trippers.Closed.__call__",
-        [K_HALF_OPENED] = "fluxgate.trippers.HalfOpened.__call__",
-        [K_MIN_REQUESTS] = "fluxgate.trippers.MinRequests.__call__",
-        [K_FAILURE_RATE] = "fluxgate.trippers.FailureRate.__call__",
-        [K_AVG_LATENCY] = "fluxgate.trippers.AvgLatency.__call__",
-        [K_SLOW_RATE] = "fluxgate.trippers.SlowRate.__call__",
-        [K_FAILURE_STREAK] = "fluxgate.trippers.FailureStreak.__call__",
-    };
     PyObject *ctx;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:__call__", kwlist, &ctx)) {
-        Kind kind = ((Node *)self)->kind;
-        if (kind < K_AND && keys[kind] != NULL) {
-            fg_bind_error(keys[kind], self, args, kwargs);
+        int kind = ((Node *)self)->kind;
+        if (kind < K_AND) {
+            fg_bind_error(leaf_args[kind].call_key, self, args, kwargs);
         }
         return NULL;
     }
@@ -394,46 +310,15 @@ tripper_call(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 static PyObject *
-make_composite(PyTypeObject *type, Kind kind, PyObject *left, PyObject *right)
-{
-    Composite *c = (Composite *)type->tp_alloc(type, 0);
-    if (c == NULL) {
-        return NULL;
-    }
-    c->kind = kind;
-    c->left = Py_NewRef(left);
-    c->right = Py_NewRef(right);
-    return (PyObject *)c;
-}
-
-/* a & b and a | b, with either operand a tripper of ours. */
-static PyObject *
-combine(PyObject *a, PyObject *b, Kind kind)
-{
-    if (!PyCallable_Check(a) || !PyCallable_Check(b)) {
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    FgState *st = fg_state_from_type(Py_TYPE(a));
-    if (st == NULL) {
-        PyErr_Clear();
-        if ((st = fg_state_from_type(Py_TYPE(b))) == NULL) {
-            return NULL;
-        }
-    }
-    PyObject *type = kind == K_AND ? st->TripperAnd_Type : st->TripperOr_Type;
-    return make_composite((PyTypeObject *)type, kind, a, b);
-}
-
-static PyObject *
 tripper_and(PyObject *a, PyObject *b)
 {
-    return combine(a, b, K_AND);
+    return fg_combine(a, b, offsetof(FgState, TripperAnd_Type), K_AND);
 }
 
 static PyObject *
 tripper_or(PyObject *a, PyObject *b)
 {
-    return combine(a, b, K_OR);
+    return fg_combine(a, b, offsetof(FgState, TripperOr_Type), K_OR);
 }
 
 /* ---- leaves --------------------------------------------------------------*/
@@ -453,25 +338,10 @@ new_leaf(PyTypeObject *type, Kind kind, int64_t count, double ratio,
     return (PyObject *)leaf;
 }
 
-/* A leaf yields itself. */
-static PyObject *
-leaf_iter(PyObject *self)
-{
-    PyObject *one = PyTuple_Pack(1, self);
-    if (one == NULL) {
-        return NULL;
-    }
-    PyObject *iter = PyObject_GetIter(one);
-    Py_DECREF(one);
-    return iter;
-}
-
 static PyObject *
 leaf_repr(Leaf *self)
 {
-    /* Every tripper type, built-in or Python subclass, is a heap type. */
-    PyObject *name = ((PyHeapTypeObject *)Py_TYPE(self))->ht_qualname;
-    PyObject *ratio, *threshold, *repr;
+    PyObject *name = fg_qualname((PyObject *)self);
     if (leaf_needs_init(self)) {
         return PyUnicode_FromFormat("<uninitialised %U object>", name);
     }
@@ -480,31 +350,25 @@ leaf_repr(Leaf *self)
     case K_FAILURE_STREAK:
         return PyUnicode_FromFormat("%U(%lld)", name, (long long)self->count);
     case K_FAILURE_RATE:
-        if ((ratio = PyFloat_FromDouble(self->ratio)) == NULL) {
-            return NULL;
-        }
-        repr = PyUnicode_FromFormat("%U(%R)", name, ratio);
-        Py_DECREF(ratio);
-        return repr;
     case K_AVG_LATENCY:
-        if ((threshold = PyFloat_FromDouble(self->threshold)) == NULL) {
-            return NULL;
-        }
-        repr = PyUnicode_FromFormat("%U(%R)", name, threshold);
-        Py_DECREF(threshold);
-        return repr;
     case K_SLOW_RATE:
-        ratio = PyFloat_FromDouble(self->ratio);
-        threshold = ratio ? PyFloat_FromDouble(self->threshold) : NULL;
-        repr = threshold ? PyUnicode_FromFormat("%U(%R, threshold=%R)", name,
-                                                ratio, threshold)
-                         : NULL;
-        Py_XDECREF(ratio);
-        Py_XDECREF(threshold);
-        return repr;
+        break;
     default:
         return PyUnicode_FromFormat("%U()", name);
     }
+    PyObject *ratio = PyFloat_FromDouble(self->ratio);
+    PyObject *threshold = ratio ? PyFloat_FromDouble(self->threshold) : NULL;
+    PyObject *repr = NULL;
+    if (threshold != NULL) {
+        repr = self->kind == K_FAILURE_RATE ? PyUnicode_FromFormat("%U(%R)", name, ratio)
+               : self->kind == K_AVG_LATENCY
+                   ? PyUnicode_FromFormat("%U(%R)", name, threshold)
+                   : PyUnicode_FromFormat("%U(%R, threshold=%R)", name, ratio,
+                                          threshold);
+    }
+    Py_XDECREF(ratio);
+    Py_XDECREF(threshold);
+    return repr;
 }
 
 PyDoc_STRVAR(reduce_doc,
@@ -546,14 +410,9 @@ static int
 parse_count(PyObject *obj, int64_t *out)
 {
     if (PyLong_Check(obj) || PyIndex_Check(obj)) {
-        PyObject *index = PyNumber_Index(obj);
-        if (index == NULL) {
-            return -1;
-        }
-        int overflow = 0;
-        long long value = PyLong_AsLongLongAndOverflow(index, &overflow);
-        Py_DECREF(index);
-        if (value == -1 && PyErr_Occurred()) {
+        long long value;
+        int overflow;
+        if (fg_index(obj, &value, &overflow, NULL) < 0) {
             return -1;
         }
         *out = overflow > 0 ? INT64_MAX : overflow < 0 ? -1 : (int64_t)value;
@@ -573,45 +432,39 @@ parse_count(PyObject *obj, int64_t *out)
     return 0;
 }
 
+/* A real number in (0, upper]; ValueError with `message` outside it. */
 static int
-parse_ratio(PyObject *obj, double *out)
+parse_in_range(PyObject *obj, const char *what, double upper, const char *message,
+               double *out)
 {
-    if (fg_as_real(obj, "ratio", out) < 0) {
+    if (fg_as_real(obj, what, out) < 0) {
         return -1;
     }
-    if (!(*out > 0.0 && *out <= 1.0)) {
-        PyErr_SetString(PyExc_ValueError, "Ratio must be between 0 and 1");
+    if (!(*out > 0.0 && *out <= upper)) {
+        PyErr_SetString(PyExc_ValueError, message);
         return -1;
     }
     return 0;
+}
+
+static int
+parse_ratio(PyObject *obj, double *out)
+{
+    return parse_in_range(obj, "ratio", 1.0, "Ratio must be between 0 and 1", out);
 }
 
 static int
 parse_threshold(PyObject *obj, double *out)
 {
-    if (fg_as_real(obj, "threshold", out) < 0) {
-        return -1;
-    }
-    if (!(*out > 0.0)) {
-        PyErr_SetString(PyExc_ValueError, "Threshold must be greater than 0");
-        return -1;
-    }
-    return 0;
+    return parse_in_range(obj, "threshold", HUGE_VAL,
+                          "Threshold must be greater than 0", out);
 }
 
 /* ---- constructors --------------------------------------------------------
  *
  * __new__ only allocates a leaf of its kind; __init__ parses, so that a
- * subclass's __init__ of any signature can call super().__init__(...). A
- * leaf with parameters whose __init__ never ran is not initialised: using it
- * raises TypeError. __init__ runs once. */
-
-static int
-leaf_needs_init(const Leaf *leaf)
-{
-    return !leaf->initialised && leaf->kind != K_CLOSED
-           && leaf->kind != K_HALF_OPENED;
-}
+ * subclass's __init__ of any signature can call super().__init__(...)
+ * (leaf_needs_init, trippers.h). __init__ runs once. */
 
 #define LEAF_NEW(fn, kind)                                                    \
     static PyObject *fn(PyTypeObject *type, PyObject *args, PyObject *kwargs) \
@@ -629,119 +482,46 @@ LEAF_NEW(failure_rate_new, K_FAILURE_RATE)
 LEAF_NEW(avg_latency_new, K_AVG_LATENCY)
 LEAF_NEW(slow_rate_new, K_SLOW_RATE)
 
-/* Parses (format, kwlist) into objs; -1 with the error Python would raise. */
+/* Every leaf's __init__: its kind (set by __new__) says what it takes. The
+ * arguments are parsed and checked in the order of SPEC.md's table before
+ * any field changes, so a failed __init__ leaves the leaf as it was. */
 static int
-leaf_parse(Leaf *self, PyObject *args, PyObject *kwargs, const char *format,
-           char **kwlist, const char *key, PyObject **a, PyObject **b)
+leaf_init(Leaf *self, PyObject *args, PyObject *kwargs)
 {
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, kwlist, a, b)) {
-        return fg_bind_error(key, (PyObject *)self, args, kwargs);
+    PyObject *first = NULL, *second = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, leaf_args[self->kind].format,
+                                     leaf_args[self->kind].keywords, &first,
+                                     &second)) {
+        return fg_bind_error(leaf_args[self->kind].key, (PyObject *)self, args,
+                             kwargs);
     }
     if (self->initialised) {
         return fg_already_initialised((PyObject *)self);
     }
-    return 0;
-}
-
-static int
-closed_init(Leaf *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {NULL};
-    if (leaf_parse(self, args, kwargs, ":Closed", kwlist,
-                   "fluxgate.trippers.Closed.__init__", NULL, NULL) < 0) {
-        return -1;
+    int64_t count = 0;
+    double ratio = 0.0, threshold = 0.0;
+    int rc = 0;
+    switch (self->kind) {
+    case K_MIN_REQUESTS:
+    case K_FAILURE_STREAK:
+        rc = parse_count(first, &count);
+        break;
+    case K_FAILURE_RATE:
+        rc = parse_ratio(first, &ratio);
+        break;
+    case K_AVG_LATENCY:
+        rc = parse_threshold(first, &threshold);
+        break;
+    case K_SLOW_RATE:
+        rc = parse_ratio(first, &ratio) < 0 ? -1 : parse_threshold(second, &threshold);
+        break;
+    default:
+        break;
     }
-    self->initialised = 1;
-    return 0;
-}
-
-static int
-half_opened_init(Leaf *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {NULL};
-    if (leaf_parse(self, args, kwargs, ":HalfOpened", kwlist,
-                   "fluxgate.trippers.HalfOpened.__init__", NULL, NULL) < 0) {
-        return -1;
-    }
-    self->initialised = 1;
-    return 0;
-}
-
-static int
-counting_init(Leaf *self, PyObject *args, PyObject *kwargs, const char *format,
-              const char *key)
-{
-    static char *kwlist[] = {"count", NULL};
-    PyObject *obj = NULL;
-    int64_t count;
-    if (leaf_parse(self, args, kwargs, format, kwlist, key, &obj, NULL) < 0
-        || parse_count(obj, &count) < 0) {
+    if (rc < 0) {
         return -1;
     }
     self->count = count;
-    self->initialised = 1;
-    return 0;
-}
-
-static int
-min_requests_init(Leaf *self, PyObject *args, PyObject *kwargs)
-{
-    return counting_init(self, args, kwargs, "O:MinRequests",
-                         "fluxgate.trippers.MinRequests.__init__");
-}
-
-static int
-failure_streak_init(Leaf *self, PyObject *args, PyObject *kwargs)
-{
-    return counting_init(self, args, kwargs, "O:FailureStreak",
-                         "fluxgate.trippers.FailureStreak.__init__");
-}
-
-static int
-failure_rate_init(Leaf *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"ratio", NULL};
-    PyObject *obj = NULL;
-    double ratio;
-    if (leaf_parse(self, args, kwargs, "O:FailureRate", kwlist,
-                   "fluxgate.trippers.FailureRate.__init__", &obj, NULL) < 0
-        || parse_ratio(obj, &ratio) < 0) {
-        return -1;
-    }
-    self->ratio = ratio;
-    self->initialised = 1;
-    return 0;
-}
-
-static int
-avg_latency_init(Leaf *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"threshold", NULL};
-    PyObject *obj = NULL;
-    double threshold;
-    if (leaf_parse(self, args, kwargs, "O:AvgLatency", kwlist,
-                   "fluxgate.trippers.AvgLatency.__init__", &obj, NULL) < 0
-        || parse_threshold(obj, &threshold) < 0) {
-        return -1;
-    }
-    self->threshold = threshold;
-    self->initialised = 1;
-    return 0;
-}
-
-static int
-slow_rate_init(Leaf *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"ratio", "threshold", NULL};
-    PyObject *ratio_obj = NULL, *threshold_obj = NULL;
-    double ratio, threshold;
-    if (leaf_parse(self, args, kwargs, "O$O:SlowRate", kwlist,
-                   "fluxgate.trippers.SlowRate.__init__", &ratio_obj,
-                   &threshold_obj) < 0
-        || parse_ratio(ratio_obj, &ratio) < 0
-        || parse_threshold(threshold_obj, &threshold) < 0) {
-        return -1;
-    }
     self->ratio = ratio;
     self->threshold = threshold;
     self->initialised = 1;
@@ -758,39 +538,39 @@ static PyMethodDef leaf_methods[] = {
 };
 
 static PyMemberDef count_members[] = {
-    {"count", T_LONGLONG, offsetof(Leaf, count), READONLY, "The count to reach."},
+    {"count", Py_T_LONGLONG, offsetof(Leaf, count), Py_READONLY, "The count to reach."},
     {NULL},
 };
 
 static PyMemberDef ratio_members[] = {
-    {"ratio", T_DOUBLE, offsetof(Leaf, ratio), READONLY,
+    {"ratio", Py_T_DOUBLE, offsetof(Leaf, ratio), Py_READONLY,
      "The share of calls to reach."},
     {NULL},
 };
 
 static PyMemberDef threshold_members[] = {
-    {"threshold", T_DOUBLE, offsetof(Leaf, threshold), READONLY,
+    {"threshold", Py_T_DOUBLE, offsetof(Leaf, threshold), Py_READONLY,
      "The mean duration in seconds to reach."},
     {NULL},
 };
 
 static PyMemberDef slow_rate_members[] = {
-    {"ratio", T_DOUBLE, offsetof(Leaf, ratio), READONLY,
+    {"ratio", Py_T_DOUBLE, offsetof(Leaf, ratio), Py_READONLY,
      "The share of slow calls to reach."},
-    {"threshold", T_DOUBLE, offsetof(Leaf, threshold), READONLY,
+    {"threshold", Py_T_DOUBLE, offsetof(Leaf, threshold), Py_READONLY,
      "The duration in seconds from which a call is slow."},
     {NULL},
 };
 
-#define LEAF_SLOTS(new_fn, init_fn, doc, members)                             \
+#define LEAF_SLOTS(new_fn, doc, members)                                      \
     {Py_tp_doc, (void *)(doc)},                                               \
     {Py_tp_new, (void *)(new_fn)},                                            \
-    {Py_tp_init, (void *)(init_fn)},                                          \
+    {Py_tp_init, (void *)leaf_init},                                          \
     {Py_tp_dealloc, (void *)fg_plain_dealloc},                                \
     {Py_tp_traverse, (void *)fg_plain_traverse},                              \
     {Py_tp_repr, (void *)leaf_repr},                                          \
     {Py_tp_call, (void *)tripper_call},                                       \
-    {Py_tp_iter, (void *)leaf_iter},                                          \
+    {Py_tp_iter, (void *)fg_tripper_leaf_iter},                               \
     {Py_tp_methods, (void *)leaf_methods},                                    \
     {Py_tp_members, (void *)(members)},                                       \
     {Py_nb_and, (void *)tripper_and},                                         \
@@ -806,28 +586,28 @@ static PyMemberDef no_members[] = {{NULL}};
 PyDoc_STRVAR(closed_doc,
 "Closed()\n--\n\n"
 "True while the breaker is closed.");
-static PyType_Slot closed_slots[] = {LEAF_SLOTS(closed_new, closed_init, closed_doc, no_members)};
+static PyType_Slot closed_slots[] = {LEAF_SLOTS(closed_new, closed_doc, no_members)};
 static PyType_Spec closed_spec = LEAF_SPEC("Closed", closed_slots);
 
 PyDoc_STRVAR(half_opened_doc,
 "HalfOpened()\n--\n\n"
 "True while the breaker is half-open.");
 static PyType_Slot half_opened_slots[] = {
-    LEAF_SLOTS(half_opened_new, half_opened_init, half_opened_doc, no_members)};
+    LEAF_SLOTS(half_opened_new, half_opened_doc, no_members)};
 static PyType_Spec half_opened_spec = LEAF_SPEC("HalfOpened", half_opened_slots);
 
 PyDoc_STRVAR(min_requests_doc,
 "MinRequests(count)\n--\n\n"
 "True once the window holds at least `count` calls.");
 static PyType_Slot min_requests_slots[] = {
-    LEAF_SLOTS(min_requests_new, min_requests_init, min_requests_doc, count_members)};
+    LEAF_SLOTS(min_requests_new, min_requests_doc, count_members)};
 static PyType_Spec min_requests_spec = LEAF_SPEC("MinRequests", min_requests_slots);
 
 PyDoc_STRVAR(failure_rate_doc,
 "FailureRate(ratio)\n--\n\n"
 "True when there are calls and at least `ratio` of them failed.");
 static PyType_Slot failure_rate_slots[] = {
-    LEAF_SLOTS(failure_rate_new, failure_rate_init, failure_rate_doc, ratio_members)};
+    LEAF_SLOTS(failure_rate_new, failure_rate_doc, ratio_members)};
 static PyType_Spec failure_rate_spec = LEAF_SPEC("FailureRate", failure_rate_slots);
 
 PyDoc_STRVAR(avg_latency_doc,
@@ -835,7 +615,7 @@ PyDoc_STRVAR(avg_latency_doc,
 "True when there are calls and their mean duration is at least `threshold`\n"
 "seconds.");
 static PyType_Slot avg_latency_slots[] = {
-    LEAF_SLOTS(avg_latency_new, avg_latency_init, avg_latency_doc, threshold_members)};
+    LEAF_SLOTS(avg_latency_new, avg_latency_doc, threshold_members)};
 static PyType_Spec avg_latency_spec = LEAF_SPEC("AvgLatency", avg_latency_slots);
 
 PyDoc_STRVAR(slow_rate_doc,
@@ -844,14 +624,14 @@ PyDoc_STRVAR(slow_rate_doc,
 "seconds or longer. The breaker classifies each successful call against the\n"
 "thresholds of the SlowRate trippers it finds in its tripper.");
 static PyType_Slot slow_rate_slots[] = {
-    LEAF_SLOTS(slow_rate_new, slow_rate_init, slow_rate_doc, slow_rate_members)};
+    LEAF_SLOTS(slow_rate_new, slow_rate_doc, slow_rate_members)};
 static PyType_Spec slow_rate_spec = LEAF_SPEC("SlowRate", slow_rate_slots);
 
 PyDoc_STRVAR(failure_streak_doc,
 "FailureStreak(count)\n--\n\n"
 "True once the last `count` recorded calls all failed.");
 static PyType_Slot failure_streak_slots[] = {
-    LEAF_SLOTS(failure_streak_new, failure_streak_init, failure_streak_doc, count_members)};
+    LEAF_SLOTS(failure_streak_new, failure_streak_doc, count_members)};
 static PyType_Spec failure_streak_spec = LEAF_SPEC("FailureStreak",
                                                    failure_streak_slots);
 
@@ -872,7 +652,7 @@ composite_new(PyTypeObject *type, PyObject *args, PyObject *kwargs, Kind kind,
                      bad == left ? "left" : "right", Py_TYPE(bad)->tp_name);
         return NULL;
     }
-    return make_composite(type, kind, left, right);
+    return fg_composite_new(type, kind, left, right);
 }
 
 static PyObject *
@@ -885,89 +665,6 @@ static PyObject *
 or_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     return composite_new(type, args, kwargs, K_OR, "OO:_Or");
-}
-
-static int
-composite_traverse(Composite *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->left);
-    Py_VISIT(self->right);
-    return 0;
-}
-
-static int
-composite_clear(Composite *self)
-{
-    Py_CLEAR(self->left);
-    Py_CLEAR(self->right);
-    return 0;
-}
-
-static void
-composite_dealloc(Composite *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    /* The trashcan keeps freeing a long chain of composites off the C stack. */
-    Py_TRASHCAN_BEGIN(self, composite_dealloc)
-    (void)composite_clear(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-    Py_TRASHCAN_END
-}
-
-/* Appends the leaves under `node` to `list`, depth-first, left to right. */
-static int
-extend_leaves(FgState *st, PyObject *list, PyObject *node)
-{
-    if (is_composite(st, node)) {
-        if (Py_EnterRecursiveCall(" while iterating a tripper")) {
-            return -1;
-        }
-        Composite *c = (Composite *)node;
-        int rc = extend_leaves(st, list, c->left);
-        if (rc == 0) {
-            rc = extend_leaves(st, list, c->right);
-        }
-        Py_LeaveRecursiveCall();
-        return rc;
-    }
-    if (!is_iterable(node)) {
-        /* A plain callable is a leaf of its own. */
-        return PyList_Append(list, node);
-    }
-    PyObject *iter = PyObject_GetIter(node);
-    if (iter == NULL) {
-        return -1;
-    }
-    PyObject *item;
-    while ((item = PyIter_Next(iter)) != NULL) {
-        int rc = PyList_Append(list, item);
-        Py_DECREF(item);
-        if (rc < 0) {
-            break;
-        }
-    }
-    Py_DECREF(iter);
-    return PyErr_Occurred() ? -1 : 0;
-}
-
-static PyObject *
-composite_iter(Composite *self)
-{
-    FgState *st = fg_state_from_type(Py_TYPE(self));
-    PyObject *leaves = st ? PyList_New(0) : NULL;
-    if (leaves == NULL) {
-        return NULL;
-    }
-    PyObject *iter = NULL;
-    if (extend_leaves(st, leaves, self->left) == 0
-        && extend_leaves(st, leaves, self->right) == 0) {
-        iter = PyObject_GetIter(leaves);
-    }
-    Py_DECREF(leaves);
-    return iter;
 }
 
 /* An operand's repr, parenthesised when it is itself a composite. */
@@ -1018,12 +715,12 @@ static PyMethodDef composite_methods[] = {
 #define COMPOSITE_SLOTS(new_fn, doc)                                          \
     {Py_tp_doc, (void *)(doc)},                                               \
     {Py_tp_new, (void *)(new_fn)},                                            \
-    {Py_tp_dealloc, (void *)composite_dealloc},                               \
-    {Py_tp_traverse, (void *)composite_traverse},                             \
-    {Py_tp_clear, (void *)composite_clear},                                   \
+    {Py_tp_dealloc, (void *)fg_composite_dealloc},                            \
+    {Py_tp_traverse, (void *)fg_composite_traverse},                          \
+    {Py_tp_clear, (void *)fg_composite_clear},                                \
     {Py_tp_repr, (void *)composite_repr},                                     \
     {Py_tp_call, (void *)tripper_call},                                       \
-    {Py_tp_iter, (void *)composite_iter},                                     \
+    {Py_tp_iter, (void *)fg_tripper_composite_iter},                          \
     {Py_tp_methods, (void *)composite_methods},                               \
     {Py_nb_and, (void *)tripper_and},                                         \
     {Py_nb_or, (void *)tripper_or},                                           \
