@@ -39,6 +39,28 @@ fg_as_real(PyObject *obj, const char *what, double *out)
 }
 
 int
+fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index)
+{
+    PyObject *number = PyNumber_Index(obj);
+    if (number == NULL) {
+        return -1;
+    }
+    *overflow = 0;
+    *value = PyLong_AsLongLongAndOverflow(number, overflow);
+    if (*value == -1 && PyErr_Occurred()) {
+        Py_DECREF(number);
+        return -1;
+    }
+    if (index != NULL) {
+        *index = number;
+    }
+    else {
+        Py_DECREF(number);
+    }
+    return 0;
+}
+
+int
 fg_as_int64(PyObject *obj, const char *what, int64_t *out)
 {
     if (PyBool_Check(obj) || !(PyLong_Check(obj) || PyIndex_Check(obj))) {
@@ -46,14 +68,9 @@ fg_as_int64(PyObject *obj, const char *what, int64_t *out)
                      Py_TYPE(obj)->tp_name);
         return -1;
     }
-    PyObject *index = PyNumber_Index(obj);
-    if (index == NULL) {
-        return -1;
-    }
-    int overflow = 0;
-    long long value = PyLong_AsLongLongAndOverflow(index, &overflow);
-    Py_DECREF(index);
-    if (value == -1 && PyErr_Occurred()) {
+    long long value;
+    int overflow;
+    if (fg_index(obj, &value, &overflow, NULL) < 0) {
         return -1;
     }
     if (overflow != 0) {

@@ -1,12 +1,12 @@
 /* The two breakers above the state machine (machine.h): CircuitBreaker
- * (breaker.c) with its protected-function wrapper (protected.c), and the
- * asyncio surface (async_core.c). */
+ * (breaker.c) with its protected-function wrapper (protected.c), both running
+ * calls through run.c, and the asyncio surface (async_core.c). */
 #ifndef FLUXGATE_BREAKER_H
 #define FLUXGATE_BREAKER_H
 
 #include "machine.h"
 
-/* ---- breaker.c ------------------------------------------------------------*/
+/* ---- run.c ----------------------------------------------------------------*/
 
 /* Run func(*args, **kwargs) under the breaker's protection: the whole
  * synchronous hot path. */

@@ -161,28 +161,6 @@ fg_truth(PyObject *result)
     return truth;
 }
 
-int
-fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index)
-{
-    PyObject *number = PyNumber_Index(obj);
-    if (number == NULL) {
-        return -1;
-    }
-    *overflow = 0;
-    *value = PyLong_AsLongLongAndOverflow(number, overflow);
-    if (*value == -1 && PyErr_Occurred()) {
-        Py_DECREF(number);
-        return -1;
-    }
-    if (index != NULL) {
-        *index = number;
-    }
-    else {
-        Py_DECREF(number);
-    }
-    return 0;
-}
-
 /* ---- Native or Python (components.h) --------------------------------------*/
 
 #define FG_MAX_KINDS 9   /* the trippers' */
@@ -230,18 +208,6 @@ state_field(FgState *st, size_t offset)
     return *(PyObject **)((char *)st + offset);
 }
 
-/* The state of the copy of the extension whose type `type` is or derives
- * from, or NULL. It never raises, and leaves a pending exception as it was. */
-static FgState *
-defining_state(PyTypeObject *type)
-{
-    PyObject *pending = PyErr_GetRaisedException();
-    PyObject *module = PyType_GetModuleByDef(type, &fluxgate_module_def);
-    PyErr_Clear();
-    PyErr_SetRaisedException(pending);
-    return module == NULL ? NULL : fg_state(module);
-}
-
 /* The C method descriptor that `obj` stands for when it is a _SignedMethod
  * (the Python layer installs them to give our methods signatures), of this
  * copy of the extension or of another; else `obj`. */
@@ -252,7 +218,7 @@ signed_method_target(FgState *st, PyObject *obj)
     if (target != obj || Py_IS_TYPE(obj, &PyMethodDescr_Type)) {
         return target;
     }
-    FgState *own = defining_state(Py_TYPE(obj));
+    FgState *own = fg_state_if_ours(Py_TYPE(obj));
     return own == NULL ? obj : fg_signed_method_target(own, obj);
 }
 
@@ -284,7 +250,7 @@ decide(FgState *st, const FamilyDef *def, PyTypeObject *type)
     }
     /* The built-in may come from another copy of the extension: its kind is
      * found in its own module's state. */
-    FgState *own = defining_state(owner);
+    FgState *own = fg_state_if_ours(owner);
     if (own == NULL) {
         return FG_PYTHON;
     }

@@ -89,11 +89,6 @@ PyObject *fg_reduce(PyObject *self, PyObject *args, PyObject *kwargs);
  * with an exception when `result` is NULL (the call raised) or its truth
  * test raises. */
 int fg_truth(PyObject *result);
-/* obj.__index__() as a long long: *overflow is 0, or the sign of an integer
- * beyond that range (*value is then -1). With `index` not NULL the int is
- * also returned there (a new reference). -1 with an exception when
- * __index__ fails. */
-int fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index);
 
 /* ---- Composites (composite.c) --------------------------------------------
  * The nodes that &, | and ~ build: a family's kind (what the family's

@@ -67,6 +67,11 @@ int fg_as_double(PyObject *obj, const char *what, double *out);
  * counts as an infinity of its sign (instead of OverflowError), so that the
  * range checks give their messages. */
 int fg_as_real(PyObject *obj, const char *what, double *out);
+/* obj.__index__() as a long long: *overflow is 0, or the sign of an integer
+ * beyond that range (*value is then -1). With `index` not NULL the int is
+ * also returned there (a new reference). -1 with an exception when
+ * __index__ fails. */
+int fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index);
 /* An integer through __index__; TypeError naming `what` otherwise. */
 int fg_as_int64(PyObject *obj, const char *what, int64_t *out);
 

@@ -17,16 +17,8 @@ metric_state(PyObject *self)
 int
 fg_metric_check_slow(PyObject *obj)
 {
-    PyTypeObject *type = Py_TYPE(obj);
-    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
-        return 0;
-    }
-    PyObject *pending = PyErr_GetRaisedException();
-    PyObject *module = PyType_GetModuleByDef(type, &fluxgate_module_def);
-    PyErr_Clear();
-    PyErr_SetRaisedException(pending);
-    return module != NULL
-           && PyObject_TypeCheck(obj, (PyTypeObject *)fg_state(module)->Metric_Type);
+    FgState *st = fg_state_if_ours(Py_TYPE(obj));
+    return st != NULL && PyObject_TypeCheck(obj, (PyTypeObject *)st->Metric_Type);
 }
 
 PyObject *

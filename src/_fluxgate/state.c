@@ -15,6 +15,19 @@ fg_state_from_type(PyTypeObject *type)
     return fg_state(module);
 }
 
+FgState *
+fg_state_if_ours(PyTypeObject *type)
+{
+    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        return NULL;
+    }
+    PyObject *pending = PyErr_GetRaisedException();
+    PyObject *module = PyType_GetModuleByDef(type, &fluxgate_module_def);
+    PyErr_Clear();
+    PyErr_SetRaisedException(pending);
+    return module == NULL ? NULL : fg_state(module);
+}
+
 int
 fg_add_type(PyObject *module, PyType_Spec *spec, PyObject *base, PyObject **slot,
             int public)

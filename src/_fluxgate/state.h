@@ -171,6 +171,9 @@ fg_state(PyObject *module)
 /* The state of the module that defined `type`, one of the extension's types
  * or a Python subclass of one; NULL with TypeError for any other type. */
 FgState *fg_state_from_type(PyTypeObject *type);
+/* The same for any type, or NULL when no copy of the extension defined it;
+ * it never raises and leaves a pending exception as it was. */
+FgState *fg_state_if_ours(PyTypeObject *type);
 
 /* Creates a type from a spec bound to the module, adds it to the module
  * under its short name unless `public` is 0, and stores it in *slot. */

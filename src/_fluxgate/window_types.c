@@ -193,16 +193,6 @@ window_init(PyObject *self, PyObject *args, PyObject *kwargs)
     return rc;
 }
 
-PyObject *
-fg_window_new(PyTypeObject *type, WindowKind kind)
-{
-    Window *w = (Window *)type->tp_alloc(type, 0);
-    if (w != NULL) {
-        w->kind = kind;
-    }
-    return (PyObject *)w;
-}
-
 static PyObject *
 count_window_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {

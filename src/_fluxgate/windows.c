@@ -13,6 +13,17 @@
 
 const char *const fg_window_kind_names[] = {"CountWindow", "TimeWindow"};
 
+/* An empty window of `kind`; __init__ or __setstate__ gives it storage. */
+PyObject *
+fg_window_new(PyTypeObject *type, WindowKind kind)
+{
+    Window *w = (Window *)type->tp_alloc(type, 0);
+    if (w != NULL) {
+        w->kind = kind;
+    }
+    return (PyObject *)w;
+}
+
 /* ---- CountWindow ------------------------------------------------------------*/
 
 /* Stores a record's flags: its failure and the entries of `counted`. */
