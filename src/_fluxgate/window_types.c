@@ -255,8 +255,23 @@ static PyGetSetDef window_getset[] = {
     {NULL},
 };
 
-#define WINDOW_FLAGS                                                          \
-    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC)
+/* The two window types differ only in their constructor and doc. */
+#define WINDOW_SLOTS(new_func, doc)                                           \
+    {                                                                         \
+        {Py_tp_doc, (void *)(doc)}, {Py_tp_new, (new_func)},                  \
+        {Py_tp_init, window_init}, {Py_tp_dealloc, window_dealloc},           \
+        {Py_tp_traverse, fg_plain_traverse}, {Py_tp_repr, window_repr},       \
+        {Py_tp_methods, window_methods}, {Py_tp_getset, window_getset},       \
+        {0, NULL},                                                            \
+    }
+
+#define WINDOW_SPEC(short_name, slot_array)                                   \
+    {                                                                         \
+        .name = "fluxgate.windows." short_name,                               \
+        .basicsize = sizeof(Window),                                          \
+        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, \
+        .slots = (slot_array),                                                \
+    }
 
 PyDoc_STRVAR(count_window_doc,
 "CountWindow(size)\n"
@@ -264,24 +279,9 @@ PyDoc_STRVAR(count_window_doc,
 "The last `size` call records. When full, the oldest record leaves as a\n"
 "new one arrives; the metric is kept as a running total.");
 
-static PyType_Slot count_window_slots[] = {
-    {Py_tp_doc, (void *)count_window_doc},
-    {Py_tp_new, count_window_new},
-    {Py_tp_init, window_init},
-    {Py_tp_dealloc, window_dealloc},
-    {Py_tp_traverse, fg_plain_traverse},
-    {Py_tp_repr, window_repr},
-    {Py_tp_methods, window_methods},
-    {Py_tp_getset, window_getset},
-    {0, NULL},
-};
-
-static PyType_Spec count_window_spec = {
-    .name = "fluxgate.windows.CountWindow",
-    .basicsize = sizeof(Window),
-    .flags = WINDOW_FLAGS,
-    .slots = count_window_slots,
-};
+static PyType_Slot count_window_slots[] = WINDOW_SLOTS(count_window_new,
+                                                   count_window_doc);
+static PyType_Spec count_window_spec = WINDOW_SPEC("CountWindow", count_window_slots);
 
 PyDoc_STRVAR(time_window_doc,
 "TimeWindow(size)\n"
@@ -291,24 +291,9 @@ PyDoc_STRVAR(time_window_doc,
 "held another second is emptied first. Buckets are only emptied by a new\n"
 "record, so after a quiet spell old ones still count until overwritten.");
 
-static PyType_Slot time_window_slots[] = {
-    {Py_tp_doc, (void *)time_window_doc},
-    {Py_tp_new, time_window_new},
-    {Py_tp_init, window_init},
-    {Py_tp_dealloc, window_dealloc},
-    {Py_tp_traverse, fg_plain_traverse},
-    {Py_tp_repr, window_repr},
-    {Py_tp_methods, window_methods},
-    {Py_tp_getset, window_getset},
-    {0, NULL},
-};
-
-static PyType_Spec time_window_spec = {
-    .name = "fluxgate.windows.TimeWindow",
-    .basicsize = sizeof(Window),
-    .flags = WINDOW_FLAGS,
-    .slots = time_window_slots,
-};
+static PyType_Slot time_window_slots[] = WINDOW_SLOTS(time_window_new,
+                                                  time_window_doc);
+static PyType_Spec time_window_spec = WINDOW_SPEC("TimeWindow", time_window_slots);
 
 int
 fg_windows_init(PyObject *module, FgState *st)
