@@ -119,6 +119,10 @@ void fg_shared_enter(FgShared *shared, FgMachineState *machine, PyObject *window
 void fg_shared_leave(FgShared *shared, const FgMachineState *machine,
                      PyObject *window, int changed);
 
+/* A consistent copy of a shared breaker's machine state read without the
+ * segment lock (a sequence lock over the commits). */
+void fg_shared_read(FgShared *shared, FgMachineState *out);
+
 /* The machine state and a native window change together: on free-threaded
  * builds this locks the breaker and its window; on GIL builds it is empty
  * and the GIL makes the section atomic. A host-shared breaker also takes

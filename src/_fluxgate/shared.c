@@ -481,6 +481,27 @@ fg_shared_leave(FgShared *sh, const FgMachineState *machine, PyObject *window,
 }
 
 void
+fg_shared_read(FgShared *sh, FgMachineState *out)
+{
+#ifndef _WIN32
+    /* A writer fills the commit the sequence does not point to and then
+     * bumps it; the next writer refills the one read here only after that
+     * bump, so an unchanged sequence proves the copy whole. */
+    for (;;) {
+        uint64_t before = __atomic_load_n(&sh->header->sequence, __ATOMIC_ACQUIRE);
+        memcpy(out, commit_at(sh, before), sizeof *out);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&sh->header->sequence, __ATOMIC_RELAXED) == before) {
+            return;
+        }
+    }
+#else
+    (void)sh;
+    memset(out, 0, sizeof *out);
+#endif
+}
+
+void
 fg_shared_load(FgShared *sh, FgMachineState *machine, PyObject *window)
 {
     fg_shared_enter(sh, machine, window);
