@@ -289,9 +289,15 @@ fg_machine_info(FgBreaker *cb)
     if (metrics == NULL) {
         return NULL;
     }
-    PyObject *info = PyObject_CallFunction(st->CircuitBreakerInfo, "OdLO",
-                                           st->state_names[state], changed_at,
-                                           (long long)reopens, metrics);
+    PyObject *when = PyFloat_FromDouble(changed_at);
+    PyObject *count = when ? PyLong_FromLongLong(reopens) : NULL;
+    PyObject *info = NULL;
+    if (count != NULL) {
+        PyObject *fields[] = {st->state_names[state], when, count, metrics};
+        info = fg_value_new(st->CircuitBreakerInfo, &st->info_layout, fields, 4, NULL);
+    }
+    Py_XDECREF(when);
+    Py_XDECREF(count);
     Py_DECREF(metrics);
     return info;
 }
