@@ -670,7 +670,7 @@ class _Run:
 
 
 class _Workers:
-    """The worker processes of one run, and the telling of it."""
+    """The worker processes of one run, and the protocol to talk to them."""
 
     def __init__(
         self, context: multiprocessing.context.BaseContext, count: int, seed: int,
