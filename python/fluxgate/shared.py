@@ -237,6 +237,35 @@ def _segments(directory: str | None = None) -> list[tuple[str, str]]:
     return found
 
 
+def _reset(name: str, directory: str | None = None) -> None:
+    """A ``reset()`` of the named shared breaker, as any of its processes
+    would command it: a new period, CLOSED, an empty window."""
+    import asyncio
+    import functools
+    import operator
+
+    from fluxgate import AsyncCircuitBreaker, CircuitBreaker
+    from fluxgate.trippers import SlowRate
+    from fluxgate.windows import CountWindow, TimeWindow
+
+    memory = HostMemory(name, directory=directory)
+    shape = _describe(memory.path or "")
+    size = shape["window_size"]
+    window = CountWindow(size) if shape["window_kind"] == "CountWindow" else TimeWindow(size)
+    leaves = [SlowRate(1.0, threshold=t) for t in shape["slow_thresholds"]]
+    tripper = functools.reduce(operator.or_, leaves) if leaves else None
+    if shape["async"]:
+        breaker = AsyncCircuitBreaker(
+            window=window,
+            tripper=tripper,
+            max_half_open_calls=shape["max_half_open_calls"],
+            shared=memory,
+        )
+        asyncio.run(breaker.reset())
+    else:
+        CircuitBreaker(window=window, tripper=tripper, shared=memory).reset()
+
+
 def _describe(path: str) -> dict[str, Any]:
     """A segment's shape and state, read without attaching a breaker."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))

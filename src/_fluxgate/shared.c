@@ -481,6 +481,27 @@ fg_shared_leave(FgShared *sh, const FgMachineState *machine, PyObject *window,
 }
 
 void
+fg_shared_read(FgShared *sh, FgMachineState *out)
+{
+#ifndef _WIN32
+    /* A writer fills the commit the sequence does not point to and then
+     * bumps it; the next writer refills the one read here only after that
+     * bump, so an unchanged sequence proves the copy whole. */
+    for (;;) {
+        uint64_t before = __atomic_load_n(&sh->header->sequence, __ATOMIC_ACQUIRE);
+        memcpy(out, commit_at(sh, before), sizeof *out);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&sh->header->sequence, __ATOMIC_RELAXED) == before) {
+            return;
+        }
+    }
+#else
+    (void)sh;
+    memset(out, 0, sizeof *out);
+#endif
+}
+
+void
 fg_shared_load(FgShared *sh, FgMachineState *machine, PyObject *window)
 {
     fg_shared_enter(sh, machine, window);
@@ -609,24 +630,37 @@ describe_segment(PyObject *module, PyObject *mapping)
     FgSegmentHeader *h = view.buf;
     PyObject *result = NULL;
     if ((size_t)view.len < sizeof(FgSegmentHeader) || h->magic != FG_SEGMENT_MAGIC
-        || h->total_size != (uint64_t)view.len || !commit_valid(h)) {
+        || h->total_size != (uint64_t)view.len || h->n_thresholds < 0
+        || h->commit_offset > (uint64_t)view.len
+        || h->header_size + (uint64_t)h->n_thresholds * sizeof(double) > h->commit_offset
+        || h->commit_offset + 2 * h->commit_size > (uint64_t)view.len || !commit_valid(h)) {
         PyErr_SetString(PyExc_ValueError, "not a fluxgate shared breaker");
         goto done;
     }
     uint64_t seq = __atomic_load_n(&h->sequence, __ATOMIC_ACQUIRE);
     FgMachineState ms;
     memcpy(&ms, (char *)h + h->commit_offset + (seq & 1) * h->commit_size, sizeof ms);
-    PyObject *window = describe_window(h->window_kind, h->window_size);
-    PyObject *breaker = describe_breaker(h->async_breaker, h->max_half_open);
-    if (window != NULL && breaker != NULL) {
-        result = Py_BuildValue("{s:O,s:O,s:O,s:d,s:L,s:K}", "window", window, "breaker",
-                               breaker, "state", fg_state(module)->state_names[ms.state],
-                               "changed_at", ms.changed_at, "reopens",
-                               (long long)ms.reopens, "takeovers",
-                               (unsigned long long)h->takeovers);
+    PyObject *thresholds = PyTuple_New((Py_ssize_t)h->n_thresholds);
+    for (Py_ssize_t i = 0; thresholds != NULL && i < (Py_ssize_t)h->n_thresholds; i++) {
+        PyObject *f = PyFloat_FromDouble(thresholds_of(h)[i]);
+        if (f == NULL) {
+            Py_CLEAR(thresholds);
+            break;
+        }
+        PyTuple_SET_ITEM(thresholds, i, f);
     }
-    Py_XDECREF(window);
-    Py_XDECREF(breaker);
+    if (thresholds != NULL) {
+        result = Py_BuildValue(
+            "{s:s,s:L,s:O,s:O,s:L,s:O,s:d,s:L,s:K}", "window_kind",
+            h->window_kind == 0 ? "CountWindow" : "TimeWindow", "window_size",
+            (long long)h->window_size, "slow_thresholds", thresholds, "async",
+            h->async_breaker ? Py_True : Py_False, "max_half_open_calls",
+            (long long)h->max_half_open, "state",
+            fg_state(module)->state_names[ms.state], "changed_at", ms.changed_at,
+            "reopens", (long long)ms.reopens, "takeovers",
+            (unsigned long long)h->takeovers);
+        Py_DECREF(thresholds);
+    }
 done:
     PyBuffer_Release(&view);
     return result;
