@@ -130,7 +130,7 @@ module_exec(PyObject *module)
         || PyModule_AddFunctions(module, fg_shared_functions) < 0) {
         return -1;
     }
-    st->pid = fg_getpid();
+    st->process_token = fg_process_token(fg_getpid());
     return 0;
 }
 

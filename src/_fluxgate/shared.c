@@ -5,6 +5,8 @@
 #include "components.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef _WIN32
@@ -371,11 +373,59 @@ segment_size(PyObject *module, PyObject *spec)
 
 /* ---- the lock ------------------------------------------------------------------*/
 
-#ifndef _WIN32
-static int
-process_gone(int64_t pid)
+/* The start time of process `pid` in clock ticks since boot, from
+ * /proc/PID/stat (field 22, after the command's closing parenthesis); 0
+ * where that cannot be read. */
+static uint64_t
+start_time(long pid)
 {
-    return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+#ifdef __linux__
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *p = strrchr(text, ')');
+    if (p == NULL) {
+        return 0;
+    }
+    /* Fields 3 to 21 follow the parenthesis; the start time is field 22. */
+    for (int field = 2; field < 22 && p != NULL; field++) {
+        p = strchr(p + 1, ' ');
+    }
+    return p == NULL ? 0 : strtoull(p + 1, NULL, 10);
+#else
+    (void)pid;
+    return 0;
+#endif
+}
+
+int64_t
+fg_process_token(long pid)
+{
+    uint64_t start = start_time(pid) & 0x7fffffff;
+    return (int64_t)(start << 32 | (uint32_t)pid);
+}
+
+#ifndef _WIN32
+/* Whether the process a token names has ended: no process has its pid, or
+ * the one that has it started at another time. */
+static int
+process_gone(int64_t token)
+{
+    long pid = (long)(uint32_t)token;
+    if (pid <= 0) {
+        return 0;
+    }
+    if (kill((pid_t)pid, 0) < 0) {
+        return errno == ESRCH;
+    }
+    uint64_t started = (uint64_t)token >> 32;
+    return started != 0 && fg_process_token(pid) != token;
 }
 
 static void
@@ -420,7 +470,7 @@ lock_slow(FgShared *sh, int64_t me)
 static inline void
 segment_lock(FgShared *sh)
 {
-    int64_t me = sh->st->pid;
+    int64_t me = sh->st->process_token;
     int64_t free_word = 0;
     if (!__atomic_compare_exchange_n(&sh->header->lock_owner, &free_word, me, 0,
                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
@@ -514,7 +564,7 @@ int
 fg_shared_take_slot(FgShared *sh)
 {
 #ifndef _WIN32
-    int64_t me = sh->st->pid;
+    int64_t me = sh->st->process_token;
     for (int64_t i = 0; i < sh->header->max_half_open; i++) {
         int64_t owner = __atomic_load_n(&sh->slots[i], __ATOMIC_RELAXED);
         if ((owner == 0 || process_gone(owner))
@@ -531,7 +581,7 @@ void
 fg_shared_release_slot(FgShared *sh)
 {
 #ifndef _WIN32
-    int64_t me = sh->st->pid;
+    int64_t me = sh->st->process_token;
     for (int64_t i = 0; i < sh->header->max_half_open; i++) {
         int64_t owner = me;
         if (__atomic_compare_exchange_n(&sh->slots[i], &owner, 0, 0, __ATOMIC_ACQ_REL,
@@ -669,7 +719,7 @@ done:
 static PyObject *
 refresh_pid(PyObject *module, PyObject *unused)
 {
-    fg_state(module)->pid = fg_getpid();
+    fg_state(module)->process_token = fg_process_token(fg_getpid());
     Py_RETURN_NONE;
 }
 

@@ -155,9 +155,11 @@ typedef struct FgState {
     /* fg_native_kind's verdicts: a type's version tag << 8 | (kind + 1),
      * direct-mapped by the tag; 0 is an empty entry. */
     uint64_t dispatch_cache[FG_FAMILY_COUNT][FG_DISPATCH_WAYS];
-    /* This process's pid, refreshed after a fork (fluxgate/shared.py):
-     * host-shared segments name their lock holder by it. */
-    long pid;
+    /* Who this process is in a host-shared segment's lock word and slots:
+     * its pid, and in the high 32 bits the low bits of its start time where
+     * the system tells it (so a pid reused by a new process is not taken for
+     * the dead holder). Refreshed after a fork (fluxgate/shared.py). */
+    int64_t process_token;
 } FgState;
 
 /* The extension's module definition (module.c). Units use only its address:
