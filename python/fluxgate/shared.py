@@ -197,7 +197,7 @@ class HostMemory:
         boot, namespace = _boot_id(), _pid_namespace()
         length = os.fstat(fd).st_size
         if length == 0:
-            os.ftruncate(fd, size)
+            _reserve(fd, size)
             mapping = mmap.mmap(fd, size)
             _fluxgate._segment_make(mapping, spec, boot, namespace, time.time())
             return mapping
@@ -208,6 +208,18 @@ class HostMemory:
         # process still mapping the old one sees it change under it.
         mapping.close()
         return _replace_segment(path, spec, size, boot, namespace)
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Size the file and, where the system can, reserve its memory now: a
+    full tmpfs is then an OSError here rather than a SIGBUS later."""
+    os.ftruncate(fd, size)
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError:
+            os.ftruncate(fd, 0)
+            raise
 
 
 def _is_current(fd: int, path: str) -> bool:
@@ -225,7 +237,7 @@ def _replace_segment(
 ) -> mmap.mmap:
     fd, temporary = tempfile.mkstemp(prefix=".fluxgate-", dir=os.path.dirname(path))
     try:
-        os.ftruncate(fd, size)
+        _reserve(fd, size)
         mapping = mmap.mmap(fd, size)
         _fluxgate._segment_make(mapping, spec, boot, namespace, time.time())
         os.replace(temporary, path)

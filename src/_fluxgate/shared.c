@@ -39,6 +39,10 @@ round8(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
+/* The most bytes of records a segment holds: shared memory is reserved up
+ * front, and a tmpfs that ran out under a mapping would kill the process. */
+#define FG_SEGMENT_MAX_RECORDS ((size_t)1 << 30)
+
 static size_t
 machine_image_size(void)
 {
@@ -61,7 +65,8 @@ layout(const FgSegmentShape *shape)
     size_t second = 0;
     size_t records = fg_window_records_size(shape->window_kind, shape->window_size,
                                             (int)shape->n_thresholds, &second);
-    if (records == 0 || shape->max_half_open < 0 || shape->max_half_open > 1000000) {
+    if (records == 0 || records > FG_SEGMENT_MAX_RECORDS || shape->max_half_open < 0
+        || shape->max_half_open > 1000000) {
         return h;
     }
     h.commit_offset = h.header_size + round8((size_t)shape->n_thresholds * sizeof(double));
@@ -278,7 +283,9 @@ shape_spec(const FgSegmentShape *shape)
     FgSegmentHeader h = layout(shape);
     if (h.total_size == 0) {
         PyErr_Format(PyExc_ValueError,
-                     "a window of size %lld is too large to share",
+                     "%s(%lld) is too large to share: a shared window's records "
+                     "may take at most 1 GiB",
+                     shape->window_kind == 0 ? "CountWindow" : "TimeWindow",
                      (long long)shape->window_size);
         return NULL;
     }
