@@ -609,9 +609,13 @@ FgShared *
 fg_shared_attach(FgState *st, PyObject *host_memory, const FgSegmentShape *shape,
                  PyObject **window)
 {
-    PyObject *attach = PyObject_GetAttrString(host_memory, "_fluxgate_segment");
+    /* A HostMemory (or another object of the same protocol), not a class. */
+    PyObject *attach = PyType_Check(host_memory)
+                           ? NULL
+                           : PyObject_GetAttrString(host_memory, "_fluxgate_segment");
     if (attach == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
             PyErr_Format(PyExc_TypeError, "shared must be a HostMemory or None, not %.200s",
                          Py_TYPE(host_memory)->tp_name);
         }
