@@ -175,6 +175,9 @@ PyObject *fg_window_new_shared(FgState *st, int kind, int64_t size,
 /* The kind and size a built-in window names for a shared one; -1 with
  * TypeError for any other window. */
 int fg_window_shape(FgState *st, PyObject *window, int *kind, int64_t *size);
+/* Whether an image holds a window of that shape whose fields are all in
+ * range (a segment read from a file may have been damaged). */
+int fg_window_image_valid(int kind, int64_t size, int n_thresholds, const void *image);
 void fg_window_load(PyObject *window, const void *image);
 void fg_window_save(PyObject *window, void *image);
 /* Recompute the totals and threshold counts from the records, after a

@@ -176,14 +176,19 @@ corrupt(PyObject *where, const char *why)
     return -1;
 }
 
-/* Whether the current commit of a segment holds a valid state. */
+/* Whether the current commit of a segment holds a valid state (its layout
+ * fields already checked). */
 static int
 commit_valid(FgSegmentHeader *h)
 {
     uint64_t seq = __atomic_load_n(&h->sequence, __ATOMIC_ACQUIRE);
-    const FgMachineState *ms =
-        (const FgMachineState *)((char *)h + h->commit_offset + (seq & 1) * h->commit_size);
-    return (int)ms->state >= 0 && (int)ms->state < FG_STATE_COUNT;
+    const char *commit = (char *)h + h->commit_offset + (seq & 1) * h->commit_size;
+    FgMachineState ms;
+    memcpy(&ms, commit, sizeof ms);
+    return (int)ms.state >= 0 && (int)ms.state < FG_STATE_COUNT && ms.reopens >= 0
+           && ms.consecutive_failures >= 0
+           && fg_window_image_valid((int)h->window_kind, h->window_size,
+                                    (int)h->n_thresholds, commit + machine_image_size());
 }
 
 /* 1: the segment in `view` is usable as is; 0: it was made before the last
@@ -441,8 +446,8 @@ static int
 process_gone(int64_t token)
 {
     long pid = (long)(uint32_t)token;
-    if (pid <= 0) {
-        return 0;
+    if (pid <= 0 || (uint32_t)token > 0x7fffffffU) {
+        return 1; /* names no process: a damaged word, free to take */
     }
     if (kill((pid_t)pid, 0) < 0) {
         return errno == ESRCH;
@@ -712,7 +717,11 @@ describe_segment(PyObject *module, PyObject *mapping)
         || h->total_size != (uint64_t)view.len || h->n_thresholds < 0
         || h->commit_offset > (uint64_t)view.len
         || h->header_size + (uint64_t)h->n_thresholds * sizeof(double) > h->commit_offset
-        || h->commit_offset + 2 * h->commit_size > (uint64_t)view.len || !commit_valid(h)) {
+        || h->commit_offset + 2 * h->commit_size > (uint64_t)view.len
+        || (h->window_kind != 0 && h->window_kind != 1) || h->window_size <= 0
+        || h->n_thresholds > 4096
+        || h->commit_size < machine_image_size() + fg_window_image_size((int)h->n_thresholds)
+        || !commit_valid(h)) {
         PyErr_SetString(PyExc_ValueError, "not a fluxgate shared breaker");
         goto done;
     }

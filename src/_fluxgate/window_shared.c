@@ -108,6 +108,38 @@ fg_window_shape(FgState *st, PyObject *window, int *kind, int64_t *size)
     return 0;
 }
 
+int
+fg_window_image_valid(int kind, int64_t size, int n_thresholds, const void *image)
+{
+    WindowStore s;
+    memcpy(&s, image, sizeof s);
+    const FgTotals *t = &s.totals;
+    if (t->total_count < 0 || t->failure_count < 0 || t->failure_count > t->total_count
+        || (kind == COUNT_WINDOW && t->total_count > size)) {
+        return 0;
+    }
+    const SlowTable *table = &s.slow;
+    if (table->capacity != n_thresholds || table->len < 0 || table->len > table->capacity
+        || table->live < 0 || table->live > table->len) {
+        return 0;
+    }
+    SlowEntry entry;
+    for (int e = 0; e < table->len; e++) {
+        memcpy(&entry, (const char *)image + sizeof s + (size_t)e * sizeof entry,
+               sizeof entry);
+        if (entry.count < 0 || entry.count > t->total_count) {
+            return 0;
+        }
+    }
+    if (kind == COUNT_WINDOW) {
+        const CountRing *r = &s.records.ring;
+        return r->capacity == (Py_ssize_t)size && r->words == flag_words(n_thresholds)
+               && r->head >= 0 && r->head < r->capacity;
+    }
+    Py_ssize_t n_pages = (Py_ssize_t)(size / PAGE_BUCKETS + (size % PAGE_BUCKETS != 0));
+    return s.records.pages.n_pages == n_pages;
+}
+
 void
 fg_window_load(PyObject *window, const void *image)
 {
