@@ -66,6 +66,26 @@ def stop_process(process: Any) -> None:
         process.join(DEADLINE)
 
 
+def collect(results: Any, processes: list[Any], count: int | None = None) -> list[Any]:
+    """``count`` reports (one per process by default) from the queue
+    ``results``; fails at once if a process ends with an error instead."""
+    import queue
+
+    reports: list[Any] = []
+    deadline = time.monotonic() + DEADLINE
+    wanted = len(processes) if count is None else count
+    while len(reports) < wanted:
+        try:
+            reports.append(results.get(timeout=0.05))
+            continue
+        except queue.Empty:
+            pass
+        codes = [process.exitcode for process in processes]
+        if any(code not in (None, 0) for code in codes) or time.monotonic() > deadline:
+            raise AssertionError(f"{len(reports)} of {wanted} reports; exit codes {codes}")
+    return reports
+
+
 class Boom(Exception):
     """What a failing protected call raises."""
 

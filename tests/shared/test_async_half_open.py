@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import signal
 
 import pytest
@@ -20,6 +19,7 @@ from .helpers import (
     SKIP_REASON,
     Boom,
     ProbeCounters,
+    collect,
     context,
     fail,
     half_open_async_breaker,
@@ -73,13 +73,7 @@ def test_host_wide_probes_never_exceed_max_half_open_calls(tmp_path, limit) -> N
     try:
         for worker in workers:
             start_process(worker)
-        reports = []
-        for _ in workers:
-            try:
-                reports.append(results.get(timeout=DEADLINE))
-            except queue.Empty:
-                codes = [worker.exitcode for worker in workers]
-                raise AssertionError(f"a worker did not report; exit codes {codes}") from None
+        reports = collect(results, workers)
     finally:
         for worker in workers:
             stop_process(worker)
@@ -113,9 +107,7 @@ def test_a_slot_held_by_a_killed_process_is_free(tmp_path) -> None:
     prober = ctx.Process(target=one_probe_worker, args=(shared, limit, results), daemon=True)
     start_process(prober)
     try:
-        state = results.get(timeout=DEADLINE)
-    except queue.Empty:
-        raise AssertionError("the probe never got one of the dead process's slots") from None
+        [state] = collect(results, [prober])
     finally:
         stop_process(prober)
     assert state == "half_open"

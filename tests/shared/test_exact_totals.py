@@ -4,7 +4,6 @@ and the running totals stay exact when the count window wraps."""
 
 from __future__ import annotations
 
-import queue
 import sys
 
 import pytest
@@ -15,10 +14,10 @@ from fluxgate.shared import HostMemory
 from fluxgate.windows import CountWindow, TimeWindow
 
 from .helpers import (
-    DEADLINE,
     NEVER_TRIPS,
     ON_WINDOWS,
     SKIP_REASON,
+    collect,
     context,
     counting_worker,
     make_calls,
@@ -60,13 +59,7 @@ def run_counting_workers(method: str, shared: HostMemory, window_kind: str) -> l
     try:
         for worker in workers:
             start_process(worker)
-        reports = []
-        for _ in workers:
-            try:
-                reports.append(results.get(timeout=DEADLINE))
-            except queue.Empty:
-                codes = [worker.exitcode for worker in workers]
-                raise AssertionError(f"a worker did not report; exit codes {codes}") from None
+        reports = collect(results, workers)
     finally:
         for worker in workers:
             stop_process(worker)
@@ -113,8 +106,7 @@ def test_a_wrapped_count_window_holds_exactly_the_last_records(tmp_path, method)
     try:
         for worker in workers:
             start_process(worker)
-        for _ in workers:
-            results.get(timeout=DEADLINE)
+        collect(results, workers)
     finally:
         for worker in workers:
             stop_process(worker)

@@ -25,6 +25,7 @@ from .helpers import (
     NEVER_TRIPS,
     ON_WINDOWS,
     SKIP_REASON,
+    collect,
     context,
     late_worker,
     slow_build,
@@ -171,7 +172,7 @@ def test_killed_processes_never_stop_the_others(tmp_path, window_kind) -> None:
     late = ctx.Process(target=late_worker, args=(shared, WINDOWS[window_kind](), LATE_CALLS, results))
     start_process(late)
     try:
-        late_made, late_failed, late_seen = results.get(timeout=DEADLINE)
+        [(late_made, late_failed, late_seen)] = collect(results, [late])
     finally:
         stop_process(late)
     assert late.exitcode == 0
