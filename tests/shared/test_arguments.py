@@ -292,3 +292,17 @@ def test_two_async_breakers_with_the_same_shape_share(tmp_path) -> None:
         return second.info().metrics.total_count
 
     assert asyncio.run(run()) == 1
+
+
+@pytest.mark.no_leakcheck("the other breaker is built in another process")
+def test_a_breaker_of_another_shape_in_another_process_is_a_value_error(tmp_path, remotes) -> None:
+    here = CircuitBreaker(window=TimeWindow(60), shared=HostMemory("svc", directory=tmp_path))
+    with pytest.raises(ValueError) as error:
+        remotes(window=CountWindow(100), shared=HostMemory("svc", directory=tmp_path))
+    assert_names_both(error, "TimeWindow(60)", "CountWindow(100)")
+    with pytest.raises(ValueError) as error:
+        remotes("async", window=TimeWindow(60), shared=HostMemory("svc", directory=tmp_path))
+    assert "AsyncCircuitBreaker" in str(error.value)
+    same = remotes(window=TimeWindow(60), shared=HostMemory("svc", directory=tmp_path))
+    assert same.call("ok") == "ok"
+    assert here.info().metrics.total_count == 1
