@@ -145,6 +145,7 @@ def test_unlink_checks_the_name(tmp_path, name) -> None:
         HostMemory.unlink(name, directory=tmp_path)
 
 
+@pytest.mark.no_leakcheck("the breakers run in other processes")
 def test_unlink_while_in_use_across_processes(tmp_path, remotes) -> None:
     kwargs: dict[str, Any] = dict(
         tripper=FailureStreak(3), retry=Never(), shared=HostMemory("svc", directory=tmp_path)
