@@ -116,7 +116,8 @@ def counts(cb: CircuitBreaker) -> tuple[int, int]:
 
 def test_signature() -> None:
     assert _bare(inspect.signature(CircuitBreaker)) == (
-        "(window=None, tracker=None, tripper=None, retry=None, permit=None, listeners=())"
+        "(window=None, tracker=None, tripper=None, retry=None, permit=None, listeners=(), "
+        "*, shared=None)"
     )
 
 

@@ -157,7 +157,9 @@ def test_class_signatures_carry_0_9_4_annotations() -> None:
     assert str(inspect.signature(CircuitBreaker)) == (
         "(window: 'Window | None' = None, tracker: 'Tracker | None' = None, "
         "tripper: 'Tripper | None' = None, retry: 'Retry | None' = None, "
-        "permit: 'Permit | None' = None, listeners: 'Iterable[Listener]' = ()) -> 'None'"
+        "permit: 'Permit | None' = None, listeners: 'Iterable[Listener]' = (), "
+        # The one documented addition, keyword-only (SPEC section 0).
+        "*, shared: 'HostMemory | None' = None) -> 'None'"
     )
     assert str(inspect.signature(SlowRate)) == "(ratio: 'float', *, threshold: 'float') -> 'None'"
     assert str(inspect.signature(Backoff)) == (

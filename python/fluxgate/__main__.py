@@ -1,4 +1,4 @@
-"""Command line: ``python -m fluxgate demo`` and ``python -m fluxgate bench``."""
+"""Command line: ``python -m fluxgate demo``, ``bench`` and ``shared``."""
 
 from __future__ import annotations
 
@@ -58,11 +58,61 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--quick", action="store_true", help="a rough run of well under 2 s"
     )
+    shared = commands.add_parser(
+        "shared",
+        help="list, reset or remove the breakers shared by this host's processes",
+        description=(
+            "The shared breakers (HostMemory segments) of this user: list them "
+            "with their state, reset one (a new period, CLOSED, an empty window; "
+            "as reset() in one of its processes), or unlink one."
+        ),
+    )
+    shared_commands = shared.add_subparsers(dest="shared_command", required=True)
+    for action, text in (
+        ("list", "one line per segment: name, breaker, window, state"),
+        ("reset", "reset the named breaker, for every process using it"),
+        ("unlink", "remove the named segment (processes attached keep theirs)"),
+    ):
+        sub = shared_commands.add_parser(action, help=text, description=text)
+        if action != "list":
+            sub.add_argument("name", help="the HostMemory name")
+        sub.add_argument(
+            "--directory", default=None, help="where the segments are (default: as HostMemory)"
+        )
     return parser
+
+
+def _shared(args: argparse.Namespace) -> int:
+    from fluxgate import shared
+
+    if args.shared_command == "unlink":
+        shared.HostMemory.unlink(args.name, directory=args.directory)
+        return 0
+    if args.shared_command == "reset":
+        shared._reset(args.name, directory=args.directory)
+        return 0
+    for name, path in shared._segments(args.directory):
+        try:
+            d = shared._describe(path)
+        except (OSError, ValueError) as error:
+            print(f"{name}\tunusable: {error}")
+            continue
+        breaker = "AsyncCircuitBreaker" if d["async"] else "CircuitBreaker"
+        print(
+            f"{name}\t{breaker}\t{d['window_kind']}({d['window_size']})\t{d['state']}"
+            f"\treopens={d['reopens']}"
+        )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "shared":
+        try:
+            return _shared(args)
+        except (OSError, ValueError) as error:
+            print(f"python -m fluxgate shared: {error}", file=sys.stderr)
+            return 1
     if args.command == "bench":
         from fluxgate import _bench
 

@@ -123,6 +123,40 @@ class _HalfOpenSlots:
             self._free += 1
 
 
+# The host-wide slots a shared segment holds at most.
+_MAX_SHARED_SLOTS = 1_000_000
+
+
+class _HostHalfOpenSlots:
+    """The HALF_OPEN slots of a breaker shared by the processes of a host.
+
+    A call first takes one of this process's slots (a release here wakes a
+    waiter here at once), then one of the host's, polling with a backoff
+    capped at 50 ms while other processes hold them all.
+    """
+
+    __slots__ = ("_core", "_local")
+
+    def __init__(self, core: Any, local: _HalfOpenSlots) -> None:
+        self._core = core
+        self._local = local
+
+    async def __aenter__(self) -> None:
+        await self._local.__aenter__()
+        try:
+            delay = 0.001
+            while not self._core.take_host_slot():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        except BaseException:
+            self._local._release()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._core.release_host_slot()
+        self._local._release()
+
+
 # Which breakers' deliveries the current task is part of (a listener, or a
 # task it started), each with the depth of the signal being delivered.
 _delivering: contextvars.ContextVar[dict[_Delivery, int]] = contextvars.ContextVar(
@@ -400,6 +434,8 @@ class AsyncCircuitBreaker:
         permit: Any = None,
         max_half_open_calls: int = 10,
         listeners: Iterable[Callable[..., Any]] = (),
+        *,
+        shared: Any = None,
     ) -> None:
         if hasattr(self, "_core"):
             # As for the native built-ins: a running breaker never changes under it.
@@ -416,9 +452,26 @@ class AsyncCircuitBreaker:
             )
         if max_half_open_calls < 1:
             raise ValueError("max_half_open_calls must be at least 1")
-        self._core = _AsyncCore(window, tracker, tripper, retry, permit, listeners)
+        if shared is not None and max_half_open_calls > _MAX_SHARED_SLOTS:
+            raise ValueError(
+                f"max_half_open_calls must be at most {_MAX_SHARED_SLOTS} with shared="
+            )
+        self._core = _AsyncCore(
+            window,
+            tracker,
+            tripper,
+            retry,
+            permit,
+            listeners,
+            shared,
+            max_half_open_calls if shared is not None else 0,
+        )
         self._listeners: tuple[Callable[..., Any], ...] = self._core.listeners
-        self._slots = _HalfOpenSlots(max_half_open_calls)
+        self._slots: _HalfOpenSlots | _HostHalfOpenSlots = _HalfOpenSlots(
+            max_half_open_calls
+        )
+        if self._core.shared:
+            self._slots = _HostHalfOpenSlots(self._core, self._slots)
         self._delivery = _Delivery(self._core, self._listeners)
 
     def __repr__(self) -> str:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the names the stubs' annotations use (strings at runtime)
 
     from fluxgate._values import CallContext, CircuitBreakerInfo, Metric, Record
     from fluxgate.listeners.base import AsyncListener, Listener
+    from fluxgate.shared import HostMemory
     from fluxgate.permits import Permit
     from fluxgate.retries import Retry
     from fluxgate.trackers import Tracker
@@ -87,6 +88,8 @@ def _cb_init(
     retry: Retry | None = None,
     permit: Permit | None = None,
     listeners: Iterable[Listener] = (),
+    *,
+    shared: HostMemory | None = None,
 ) -> None: ...
 
 
@@ -154,6 +157,8 @@ def _async_init(
     permit: Permit | None = None,
     max_half_open_calls: int = 10,
     listeners: Iterable[Listener | AsyncListener] = (),
+    *,
+    shared: HostMemory | None = None,
 ) -> None: ...
 
 

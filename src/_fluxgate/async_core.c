@@ -10,23 +10,27 @@
  * call must take a slot and ask again with begin_holding_slot(), which
  * answers None when the slot must be given back. */
 #include "breaker.h"
+#include "shared.h"
 
 typedef FgBreaker FgAsyncCore;
 
 PyDoc_STRVAR(async_core_doc,
-"_AsyncCore(window, tracker, tripper, retry, permit, listeners)\n"
+"_AsyncCore(window, tracker, tripper, retry, permit, listeners, shared=None,\n"
+"           max_half_open_calls=0)\n"
 "--\n\n"
 "The native state machine behind AsyncCircuitBreaker (internal).");
 
 static PyObject *
 async_core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"window", "tracker", "tripper", "retry",
-                             "permit", "listeners", NULL};
+    static char *kwlist[] = {"window", "tracker", "tripper", "retry", "permit",
+                             "listeners", "shared", "max_half_open_calls", NULL};
     PyObject *window, *tracker, *tripper, *retry, *permit, *listeners;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOO:_AsyncCore", kwlist,
+    PyObject *shared = Py_None;
+    long long max_half_open = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOO|OL:_AsyncCore", kwlist,
                                      &window, &tracker, &tripper, &retry,
-                                     &permit, &listeners)) {
+                                     &permit, &listeners, &shared, &max_half_open)) {
         return NULL;
     }
     FgAsyncCore *core = fg_machine_alloc(type);
@@ -35,7 +39,7 @@ async_core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     core->async_mode = 1;
     if (fg_machine_setup(core, window, tracker, tripper, retry, permit,
-                         listeners) < 0) {
+                         listeners, shared, max_half_open) < 0) {
         Py_DECREF(core);
         return NULL;
     }
@@ -241,7 +245,38 @@ async_core_get_listeners(FgAsyncCore *core, void *closure)
     return Py_NewRef(core->listeners);
 }
 
+/* The host-wide HALF_OPEN slots of a shared breaker (shared.h). */
+static PyObject *
+async_core_take_host_slot(FgAsyncCore *core, PyObject *unused)
+{
+    if (core->shared == NULL) {
+        Py_RETURN_TRUE;
+    }
+    return PyBool_FromLong(fg_shared_take_slot(core->shared));
+}
+
+static PyObject *
+async_core_release_host_slot(FgAsyncCore *core, PyObject *unused)
+{
+    if (core->shared != NULL) {
+        fg_shared_release_slot(core->shared);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+async_core_get_shared(FgAsyncCore *core, void *closure)
+{
+    return PyBool_FromLong(core->shared != NULL);
+}
+
 static PyMethodDef async_core_methods[] = {
+    {"take_host_slot", (PyCFunction)async_core_take_host_slot, METH_NOARGS,
+     "take_host_slot($self, /)\n--\n\nTake one of the host's HALF_OPEN slots "
+     "(always True for a breaker that is not shared)."},
+    {"release_host_slot", (PyCFunction)async_core_release_host_slot, METH_NOARGS,
+     "release_host_slot($self, /)\n--\n\nGive one of the host's HALF_OPEN slots "
+     "back."},
     {"begin", (PyCFunction)async_core_begin, METH_NOARGS, begin_doc},
     {"begin_holding_slot", (PyCFunction)async_core_begin_holding_slot,
      METH_NOARGS, begin_holding_slot_doc},
@@ -260,6 +295,8 @@ static PyMethodDef async_core_methods[] = {
 static PyGetSetDef async_core_getset[] = {
     {"listeners", (getter)async_core_get_listeners, NULL,
      "The listeners, as a tuple.", NULL},
+    {"shared", (getter)async_core_get_shared, NULL,
+     "Whether the breaker is shared by the processes of the host.", NULL},
     {NULL},
 };
 

@@ -5,7 +5,7 @@
 
 PyDoc_STRVAR(breaker_doc,
 "CircuitBreaker(window=None, tracker=None, tripper=None, retry=None,\n"
-"               permit=None, listeners=())\n"
+"               permit=None, listeners=(), *, shared=None)\n"
 "--\n\n"
 "Synchronous, thread-safe circuit breaker.\n\n"
 "Defaults (for None): CountWindow(100), All(), MinRequests(100) &\n"
@@ -26,12 +26,13 @@ static int
 breaker_init(FgBreaker *cb, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"window", "tracker", "tripper", "retry",
-                             "permit", "listeners", NULL};
+                             "permit", "listeners", "shared", NULL};
     PyObject *window = Py_None, *tracker = Py_None, *tripper = Py_None,
-             *retry = Py_None, *permit = Py_None, *listeners = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOO:CircuitBreaker",
+             *retry = Py_None, *permit = Py_None, *listeners = NULL,
+             *shared = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOO$O:CircuitBreaker",
                                      kwlist, &window, &tracker, &tripper, &retry,
-                                     &permit, &listeners)) {
+                                     &permit, &listeners, &shared)) {
         return fg_bind_error(CB ".__init__", (PyObject *)cb, args, kwargs);
     }
     if (cb->window != NULL) {
@@ -42,7 +43,7 @@ breaker_init(FgBreaker *cb, PyObject *args, PyObject *kwargs)
         return -1;
     }
     int rc = fg_machine_setup(cb, window, tracker, tripper, retry, permit,
-                              listeners ? listeners : no_listeners);
+                              listeners ? listeners : no_listeners, shared, 0);
     Py_DECREF(no_listeners);
     return rc;
 }

@@ -156,6 +156,31 @@ void fg_window_clear(PyObject *window);
 /* The window's current totals as a new Metric (what get_metric() returns). */
 PyObject *fg_window_metric(FgState *st, PyObject *window);
 
+/* A window whose records live in a host-shared segment (window_shared.c,
+ * shared.h). Its small state (the totals, the threshold table, the ring's
+ * head or the pages' generation) is an image of fg_window_image_size bytes
+ * that the segment keeps and the breaker loads and saves around each change;
+ * the records are written in place. */
+size_t fg_window_image_size(int n_thresholds);
+/* The bytes of the records of a window of `kind` and `size` with
+ * n_thresholds thresholds; *second_offset receives where its second array
+ * (a CountWindow's flags, a TimeWindow's rows) starts. 0 when too large. */
+size_t fg_window_records_size(int kind, int64_t size, int n_thresholds,
+                              size_t *second_offset);
+/* A new, empty window of `kind` whose records are at `records` (zeroed for
+ * a new segment), or NULL with an exception. */
+PyObject *fg_window_new_shared(FgState *st, int kind, int64_t size,
+                               int n_thresholds, void *records,
+                               size_t second_offset);
+/* The kind and size a built-in window names for a shared one; -1 with
+ * TypeError for any other window. */
+int fg_window_shape(FgState *st, PyObject *window, int *kind, int64_t *size);
+void fg_window_load(PyObject *window, const void *image);
+void fg_window_save(PyObject *window, void *image);
+/* Recompute the totals and threshold counts from the records, after a
+ * process died while changing them. */
+void fg_window_rebuild(PyObject *window);
+
 /* ---- Trippers (trippers.c) -----------------------------------------------
  * tripper(ctx) -> bool. The input names the metric either as a native window
  * (read in place, inside the breaker's critical section) or as a Metric

@@ -139,7 +139,7 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
         FG_LOCK(cb);
         rc = record_locked(cb, native_window, period, success, duration,
                            slow_at, n_slow, timestamp, evaluate, &target, &later);
-        FG_UNLOCK();
+        FG_UNLOCK(cb);
     }
     if (rc == 1) {
         rc = evaluate_outside(cb, native_window, &later, success, &target);
@@ -181,7 +181,7 @@ fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period)
         *period = ms->period;
         changed_at = ms->changed_at;
         reopens = ms->reopens;
-        FG_UNLOCK();
+        FG_UNLOCK_READ(cb);
         if (mode == FG_ADMIT_HOLDING_SLOT && state != FG_HALF_OPEN) {
             return FG_ADMIT_SLOT; /* give the slot back, then try again */
         }
@@ -272,7 +272,7 @@ fg_machine_info(FgBreaker *cb)
     if (native_window) {
         metrics = fg_window_metric(st, cb->window);
     }
-    FG_UNLOCK();
+    FG_UNLOCK_READ(cb);
     if (!native_window) {
         metrics = fg_pywindow_metric(cb);
     }

@@ -34,6 +34,9 @@ typedef struct {
     int64_t consecutive_failures;
 } FgMachineState;
 
+/* A breaker's attachment to a host-shared segment (shared.c), or NULL. */
+typedef struct FgShared FgShared;
+
 /* One transition waiting to reach the listeners. Its depth counts the
  * listeners' commands that led to it (0 for a transition no listener made). */
 typedef struct {
@@ -67,6 +70,7 @@ typedef struct {
                               * ascending */
     Py_ssize_t n_slow_thresholds;
     char async_mode;     /* signals are taken by the asyncio surface */
+    FgShared *shared;    /* the host-shared segment, or NULL */
 
     /* Read through fg_machine_state(), changed only under FG_LOCK. */
     FgMachineState machine;
@@ -108,12 +112,30 @@ fg_machine_state(FgBreaker *cb)
     return &cb->machine;
 }
 
+/* Take the segment lock, load the current commit into the breaker's
+ * machine state and window; leave publishes them as the next commit
+ * (`changed` 1) or only unlocks (shared.c). */
+void fg_shared_enter(FgShared *shared, FgMachineState *machine, PyObject *window);
+void fg_shared_leave(FgShared *shared, const FgMachineState *machine,
+                     PyObject *window, int changed);
+
 /* The machine state and a native window change together: on free-threaded
  * builds this locks the breaker and its window; on GIL builds it is empty
- * and the GIL makes the section atomic. Nothing between the two calls
- * Python code. */
-#define FG_LOCK(cb) Py_BEGIN_CRITICAL_SECTION2((PyObject *)(cb), (cb)->window)
-#define FG_UNLOCK() Py_END_CRITICAL_SECTION2()
+ * and the GIL makes the section atomic. A host-shared breaker also takes
+ * its segment's lock. Nothing between the two calls Python code.
+ * FG_UNLOCK_READ ends a section that changed nothing. */
+#define FG_LOCK(cb)                                                           \
+    Py_BEGIN_CRITICAL_SECTION2((PyObject *)(cb), (cb)->window);               \
+    if ((cb)->shared != NULL) {                                               \
+        fg_shared_enter((cb)->shared, &(cb)->machine, (cb)->window);          \
+    }
+#define FG_UNLOCK_AS(cb, changed)                                             \
+    if ((cb)->shared != NULL) {                                               \
+        fg_shared_leave((cb)->shared, &(cb)->machine, (cb)->window, (changed)); \
+    }                                                                         \
+    Py_END_CRITICAL_SECTION2()
+#define FG_UNLOCK(cb) FG_UNLOCK_AS(cb, 1)
+#define FG_UNLOCK_READ(cb) FG_UNLOCK_AS(cb, 0)
 
 /* This process's own bookkeeping (pending signals, the Python window's
  * queue): the breaker alone. Never used for the machine state. */
@@ -126,7 +148,7 @@ fg_machine_snapshot(FgBreaker *cb, FgMachineState *out)
 {
     FG_LOCK(cb);
     *out = *fg_machine_state(cb);
-    FG_UNLOCK();
+    FG_UNLOCK_READ(cb);
 }
 
 /* ---- what the breakers ask of the machine ---------------------------------*/
@@ -179,7 +201,7 @@ FgBreaker *fg_machine_alloc(PyTypeObject *type);
  * error the breaker is left unconfigured, so setup may be tried again. */
 int fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
                      PyObject *tripper, PyObject *retry, PyObject *permit,
-                     PyObject *listeners);
+                     PyObject *listeners, PyObject *shared, int64_t max_half_open);
 /* The type slots: tp_traverse, tp_clear, tp_dealloc. */
 int fg_machine_tp_traverse(PyObject *self, visitproc visit, void *arg);
 int fg_machine_tp_clear(PyObject *self);

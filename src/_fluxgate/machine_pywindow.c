@@ -197,7 +197,7 @@ fg_pywindow_record(FgBreaker *cb, uint64_t period, int success,
         outcome = 1;
         cb->window_recording++;
     }
-    FG_UNLOCK();
+    FG_UNLOCK(cb);
     if (outcome == 1) {
         PyObject *r = PyObject_CallMethodOneArg(cb->window, cb->st->s_record,
                                                 record);

@@ -4,6 +4,7 @@
 #include "machine.h"
 
 #include "components.h"
+#include "shared.h"
 
 int
 fg_require_callable(PyObject *obj, const char *name)
@@ -125,10 +126,35 @@ refuse_component_classes(PyObject *const *given, const char *const *names, int n
 
 /* Fill the components; on error what was filled is left for
  * fg_machine_setup to undo. */
+/* Record into the host-shared segment `shared` gives: the window the
+ * caller named is replaced by one over the segment's records. */
+static int
+attach_shared(FgBreaker *cb, PyObject *shared, int64_t max_half_open)
+{
+    FgSegmentShape shape = {
+        .async_breaker = cb->async_mode,
+        .max_half_open = cb->async_mode ? max_half_open : 0,
+        .thresholds = cb->slow_thresholds,
+        .n_thresholds = cb->n_slow_thresholds,
+    };
+    if (fg_window_shape(cb->st, cb->window, &shape.window_kind, &shape.window_size) < 0) {
+        return -1;
+    }
+    PyObject *window;
+    FgShared *attached = fg_shared_attach(cb->st, shared, &shape, &window);
+    if (attached == NULL) {
+        return -1;
+    }
+    Py_SETREF(cb->window, window);
+    cb->shared = attached;
+    fg_shared_load(attached, &cb->machine, cb->window);
+    return 0;
+}
+
 static int
 setup_components(FgBreaker *cb, PyObject *window, PyObject *tracker,
                  PyObject *tripper, PyObject *retry, PyObject *permit,
-                 PyObject *listeners)
+                 PyObject *listeners, PyObject *shared, int64_t max_half_open)
 {
     FgState *st = cb->st;
     if (ensure_value_classes(st) < 0) {
@@ -138,6 +164,10 @@ setup_components(FgBreaker *cb, PyObject *window, PyObject *tracker,
     static const char *const component_names[] = {"window", "tracker", "tripper",
                                                   "retry", "permit"};
     if (refuse_component_classes(components, component_names, 5) < 0) {
+        return -1;
+    }
+    if (shared != Py_None && window != Py_None
+        && fg_window_shape(st, window, &(int){0}, &(int64_t){0}) < 0) {
         return -1;
     }
     if (window == Py_None) {
@@ -171,6 +201,9 @@ setup_components(FgBreaker *cb, PyObject *window, PyObject *tracker,
         return -1;
     }
     cb->window_pid = fg_getpid();
+    if (shared != Py_None) {
+        return attach_shared(cb, shared, max_half_open);
+    }
     FgMachineState *ms = fg_machine_state(cb);
     ms->state = FG_CLOSED;
     return fg_wall_time(st, &ms->changed_at);
@@ -192,10 +225,10 @@ clear_components(FgBreaker *cb)
 int
 fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
                  PyObject *tripper, PyObject *retry, PyObject *permit,
-                 PyObject *listeners)
+                 PyObject *listeners, PyObject *shared, int64_t max_half_open)
 {
-    if (setup_components(cb, window, tracker, tripper, retry, permit,
-                         listeners) == 0) {
+    if (setup_components(cb, window, tracker, tripper, retry, permit, listeners,
+                         shared, max_half_open) == 0) {
         return 0;
     }
     /* Undo a setup that failed half-way: the breaker stays unconfigured
@@ -204,6 +237,8 @@ fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
     PyMem_Free(cb->slow_thresholds);
     cb->slow_thresholds = NULL;
     cb->n_slow_thresholds = 0;
+    fg_shared_free(cb->shared);
+    cb->shared = NULL;
     return -1;
 }
 
@@ -234,6 +269,10 @@ fg_machine_tp_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(cb->retry);
     Py_VISIT(cb->permit);
     Py_VISIT(cb->listeners);
+    int visited = fg_shared_traverse(cb->shared, visit, arg);
+    if (visited != 0) {
+        return visited;
+    }
     for (Py_ssize_t i = 0; i < cb->window_ops_len; i++) {
         Py_VISIT(
             cb->window_ops[(cb->window_ops_head + i) % cb->window_ops_cap].record);
@@ -259,6 +298,7 @@ fg_machine_tp_dealloc(PyObject *self)
     (void)clear_components(cb);
     PyMem_Free(cb->slow_thresholds);
     PyMem_Free(cb->pending);
+    fg_shared_free(cb->shared);
     fg_pywindow_free(cb);
     type->tp_free(self);
     Py_DECREF(type);

@@ -241,7 +241,7 @@ fg_machine_transition(FgBreaker *cb, const uint64_t *period, FgStateId target,
             }
         }
     }
-    FG_UNLOCK();
+    FG_UNLOCK(cb);
     if (too_deep) {
         PyErr_SetString(PyExc_RecursionError,
                         "maximum recursion depth exceeded in a circuit breaker "

@@ -4,6 +4,7 @@
  * extension: it starts every unit, and no unit calls into it (state access
  * and type registration are in state.c). */
 #include "fluxgate.h"
+#include "shared.h"
 
 /* ---- _bind ---------------------------------------------------------------*/
 
@@ -125,9 +126,11 @@ module_exec(PyObject *module)
         || fg_windows_init(module, st) < 0 || fg_trackers_init(module, st) < 0
         || fg_trippers_init(module, st) < 0 || fg_retries_init(module, st) < 0
         || fg_permits_init(module, st) < 0 || fg_breaker_init(module, st) < 0
-        || fg_signatures_init(module, st) < 0) {
+        || fg_signatures_init(module, st) < 0
+        || PyModule_AddFunctions(module, fg_shared_functions) < 0) {
         return -1;
     }
+    st->pid = fg_getpid();
     return 0;
 }
 

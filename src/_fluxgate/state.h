@@ -155,6 +155,9 @@ typedef struct FgState {
     /* fg_native_kind's verdicts: a type's version tag << 8 | (kind + 1),
      * direct-mapped by the tag; 0 is an empty entry. */
     uint64_t dispatch_cache[FG_FAMILY_COUNT][FG_DISPATCH_WAYS];
+    /* This process's pid, refreshed after a fork (fluxgate/shared.py):
+     * host-shared segments name their lock holder by it. */
+    long pid;
 } FgState;
 
 /* The extension's module definition (module.c). Units use only its address:

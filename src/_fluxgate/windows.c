@@ -339,13 +339,15 @@ free_records(Window *w)
 {
     if (w->kind == COUNT_WINDOW) {
         CountRing *r = &w->store.records.ring;
-        PyMem_Free(r->durations);
-        PyMem_Free(r->flags);
+        if (!w->external) {
+            PyMem_Free(r->durations);
+            PyMem_Free(r->flags);
+        }
         *r = (CountRing){0};
     }
     else {
         TimePages *p = &w->store.records.pages;
-        for (Py_ssize_t i = 0; i < p->n_pages; i++) {
+        for (Py_ssize_t i = 0; i < p->n_pages && !w->external; i++) {
             PyMem_Free(p->pages[i].buckets);
             PyMem_Free(p->pages[i].slow);
         }

@@ -269,6 +269,7 @@ typedef struct {
     PyObject_HEAD
     WindowKind kind;
     int64_t size; /* 0 until __init__ has run */
+    char external; /* the record arrays are in a shared segment (shared.h) */
     WindowStore store;
     SlowScratch scratch;
 } Window;
