@@ -218,12 +218,17 @@ def test_slow_thresholds_compare_sorted_and_distinct(tmp_path) -> None:
         shared=HostMemory("svc", directory=tmp_path),
     )
     second = CircuitBreaker(
-        tripper=SlowRate(0.9, threshold=small)
-        | SlowRate(0.5, threshold=large)
-        | SlowRate(0.1, threshold=small),
+        tripper=MinRequests(5)
+        & (
+            SlowRate(0.9, threshold=small)
+            | SlowRate(0.5, threshold=large)
+            | SlowRate(0.1, threshold=small)
+        ),
         shared=HostMemory("svc", directory=tmp_path),
     )
-    alone = CircuitBreaker(tripper=SlowRate(0.9, threshold=small) | SlowRate(0.5, threshold=large))
+    alone = CircuitBreaker(
+        tripper=MinRequests(5) & (SlowRate(0.9, threshold=small) | SlowRate(0.5, threshold=large))
+    )
     second.call(time.sleep, 0.001)
     alone.call(time.sleep, 0.001)
     metrics = first.info().metrics

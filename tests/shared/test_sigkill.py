@@ -43,9 +43,9 @@ pytestmark = [
 ]
 
 STEADY = 2  # processes calling throughout
-ROUNDS = 4 if slow_build() else 12  # processes killed
-ROUND_CALLS = 2_000  # calls each steady process may make while a victim runs
-PROGRESS = 500  # calls each steady process must make after each kill
+ROUNDS = 8 if slow_build() else 40  # processes killed
+ROUND_CALLS = 1_000  # calls each steady process may make while a victim runs
+PROGRESS = 300  # calls each steady process must make after each kill
 VICTIM_CAP = 4_000  # a victim stops calling there (it is killed long before)
 LATE_CALLS = 100
 
@@ -81,9 +81,9 @@ class Victims:
 
     def run_one(self, index: int, while_running: Any = lambda: None) -> None:
         made, failed = self.ctx.RawValue("q", 0), self.ctx.RawValue("q", 0)
-        # Every other victim spends its calls mostly in Python, the rest
+        # One victim in four spends its calls mostly in Python, the rest
         # mostly in the breaker (recording under the segment's lock).
-        busy = index % 2 == 1
+        busy = index % 4 == 1
         victim = self.ctx.Process(
             target=victim_worker,
             args=(self.shared, WINDOWS[self.window_kind](), made, failed, VICTIM_CAP, busy),
