@@ -25,6 +25,7 @@ from fluxgate.permits import All as PermitAll
 from fluxgate.retries import Always, Never
 from fluxgate.signal import Signal
 from fluxgate.trippers import FailureStreak, HalfOpened, MinRequests
+from fluxgate.windows import CountWindow
 
 # How long anything may take before a test gives up on it. Never reached
 # when the code under test works; it only turns a hang into a failure.
@@ -192,6 +193,38 @@ def late_worker(shared: Any, window: Any, calls: int, results: Any) -> None:
     breaker = CircuitBreaker(window=window, tripper=NEVER_TRIPS, retry=Never(), shared=shared)
     made, failed = make_calls(breaker, calls)
     results.put((made, failed, breaker.info().metrics.total_count))
+
+
+# ---- racing to trip ----------------------------------------------------------------
+
+
+def racing_worker(shared: Any, min_requests: int, rounds: int, barrier: Any, results: Any) -> None:
+    """Each round: fail until refused, together with the others; the test
+    resets the breaker between rounds. Reports the signals this process's
+    listener got and the state it saw at the end of each round."""
+    signals: list[tuple[str, str]] = []
+    breaker = CircuitBreaker(
+        window=CountWindow(1_000),
+        tripper=MinRequests(min_requests),
+        retry=Never(),
+        listeners=[lambda signal: signals.append((signal.old_state, signal.new_state))],
+        shared=shared,
+    )
+    states = []
+    for _ in range(rounds):
+        barrier.wait(DEADLINE)
+        for _ in range(100 * min_requests):  # refused long before
+            try:
+                breaker.call(fail)
+            except Boom:
+                continue
+            except CallNotPermittedError:
+                states.append(breaker.info().state)
+                break
+        else:
+            states.append("never refused")
+        barrier.wait(DEADLINE)
+    results.put((signals, states))
 
 
 # ---- host-wide HALF_OPEN slots -------------------------------------------------------

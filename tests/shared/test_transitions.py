@@ -17,7 +17,17 @@ from fluxgate.shared import HostMemory
 from fluxgate.trippers import FailureRate, FailureStreak, MinRequests
 from fluxgate.windows import CountWindow
 
-from .helpers import DEADLINE, ON_WINDOWS, SKIP_REASON
+from .helpers import (
+    DEADLINE,
+    ON_WINDOWS,
+    SKIP_REASON,
+    collect,
+    context,
+    racing_worker,
+    slow_build,
+    start_process,
+    stop_process,
+)
 
 pytestmark = [
     pytest.mark.skipif(ON_WINDOWS, reason=SKIP_REASON),
@@ -196,3 +206,36 @@ def test_an_outcome_admitted_before_a_trip_elsewhere_is_dropped(tmp_path, remote
     assert (info.state, info.total_count) == ("closed", 0)
     assert b.signals() == [("closed", "open"), ("open", "closed")]
     assert a.signals() == []
+
+
+def test_exactly_one_process_makes_each_transition(tmp_path) -> None:
+    # Four processes fail at once until refused: in each round exactly one
+    # of them opens the breaker and signals it, and all see it open.
+    processes, rounds = 4, 5 if slow_build() else 30
+    shared = HostMemory("race", directory=tmp_path)
+    resetter = CircuitBreaker(
+        window=CountWindow(1_000), tripper=MinRequests(200), retry=Never(), shared=shared
+    )
+    ctx = context("fork")
+    barrier = ctx.Barrier(processes + 1)
+    results = ctx.Queue()
+    workers = [
+        ctx.Process(target=racing_worker, args=(shared, 200, rounds, barrier, results), daemon=True)
+        for _ in range(processes)
+    ]
+    try:
+        for worker in workers:
+            start_process(worker)
+        for _ in range(rounds):
+            barrier.wait(DEADLINE)  # the round starts
+            barrier.wait(DEADLINE)  # every worker was refused
+            assert resetter.info().state == "open"
+            resetter.reset()
+        reports = collect(results, workers)
+    finally:
+        for worker in workers:
+            stop_process(worker)
+    opened = sum(signals.count(("closed", "open")) for signals, _ in reports)
+    assert opened == rounds
+    assert all(set(signals) <= {("closed", "open")} for signals, _ in reports)
+    assert all(states == ["open"] * rounds for _, states in reports)
