@@ -165,15 +165,21 @@ def steady_worker(
         made.value = count
 
 
-def victim_worker(shared: Any, window: Any, made: Any, failed: Any, cap: int, busy: bool) -> None:
+def victim_worker(
+    shared: Any, window: Any, made: Any, failed: Any, cap: int, busy: bool, reset_every: int = 0
+) -> None:
     """Call without pause until killed (or ``cap`` calls). ``failed`` is
     written before ``made``, both after the call returned: whatever instant
     the kill lands at, the calls this process got recorded number ``made``
-    or ``made + 1``, its recorded failures ``failed`` or ``failed + 1``."""
+    or ``made + 1``, its recorded failures ``failed`` or ``failed + 1``.
+    With ``reset_every``, it also resets the breaker every so many calls
+    (and the counts above mean nothing)."""
     breaker = CircuitBreaker(window=window, tripper=NEVER_TRIPS, retry=Never(), shared=shared)
     ok, bad = (busy_succeed, busy_fail) if busy else (succeed, fail)
     count = failures = 0
     while count < cap:
+        if reset_every and count % reset_every == 0:
+            breaker.reset()
         if count % 4 == 3:
             try:
                 breaker.call(bad)

@@ -79,14 +79,22 @@ class Victims:
         self.failed: list[int] = []
         self.random = random.Random(1234)
 
-    def run_one(self, index: int, while_running: Any = lambda: None) -> None:
+    def run_one(self, index: int, while_running: Any = lambda: None, reset_every: int = 0) -> None:
         made, failed = self.ctx.RawValue("q", 0), self.ctx.RawValue("q", 0)
         # One victim in four spends its calls mostly in Python, the rest
         # mostly in the breaker (recording under the segment's lock).
         busy = index % 4 == 1
         victim = self.ctx.Process(
             target=victim_worker,
-            args=(self.shared, WINDOWS[self.window_kind](), made, failed, VICTIM_CAP, busy),
+            args=(
+                self.shared,
+                WINDOWS[self.window_kind](),
+                made,
+                failed,
+                VICTIM_CAP,
+                busy,
+                reset_every,
+            ),
             daemon=True,
         )
         start_process(victim)
@@ -184,3 +192,62 @@ def test_killed_processes_never_stop_the_others(tmp_path, window_kind) -> None:
     # And this process, too, records at once.
     observer.call(lambda: None)
     assert observer.info().metrics.total_count == after + 1
+
+
+@pytest.mark.parametrize("window_kind", list(WINDOWS))
+def test_processes_killed_while_resetting_leave_a_usable_breaker(tmp_path, window_kind) -> None:
+    # The victims reset the breaker every few calls: some die in the middle
+    # of a transition. The steady processes keep calling, and afterwards
+    # a reset and a known number of calls leave exactly those calls.
+    ctx = context("fork")
+    shared = HostMemory("resetting", directory=tmp_path)
+    stop = ctx.Event()
+    allowance = ctx.RawValue("q", 0)
+    made = [ctx.RawValue("q", 0) for _ in range(STEADY)]
+    failed = [ctx.RawValue("q", 0) for _ in range(STEADY)]
+    steady = [
+        ctx.Process(
+            target=steady_worker,
+            args=(shared, WINDOWS[window_kind](), allowance, made[i], failed[i], stop),
+            daemon=True,
+        )
+        for i in range(STEADY)
+    ]
+    victims = Victims(ctx, shared, window_kind)
+    try:
+        for process in steady:
+            start_process(process)
+        for index in range(ROUNDS):
+            victims.run_one(index, reset_every=3)
+            allowance.value += PROGRESS
+            target = allowance.value
+            for i, count in enumerate(made):
+                wait_until(
+                    lambda: count.value >= target,
+                    f"steady process {i} after kill {index} ({count.value} of {target} calls)",
+                )
+        stop.set()
+        for process in steady:
+            process.join(DEADLINE)
+            assert process.exitcode == 0
+    finally:
+        stop.set()
+        for process in steady:
+            stop_process(process)
+
+    observer = CircuitBreaker(
+        window=WINDOWS[window_kind](), tripper=NEVER_TRIPS, retry=Never(), shared=shared
+    )
+    assert observer.info().state == "closed"
+    observer.reset()
+    assert observer.info().metrics.total_count == 0
+    results = ctx.Queue()
+    late = ctx.Process(target=late_worker, args=(shared, WINDOWS[window_kind](), LATE_CALLS, results))
+    start_process(late)
+    try:
+        [(_, _, late_seen)] = collect(results, [late])
+    finally:
+        stop_process(late)
+    assert late_seen == LATE_CALLS
+    metrics = observer.info().metrics
+    assert (metrics.total_count, metrics.failure_count) == (LATE_CALLS, LATE_CALLS // 4)
