@@ -192,5 +192,186 @@ def test_help_lists_the_commands() -> None:
 def test_demo_help_lists_its_options() -> None:
     result = fluxgate("demo", "--help")
     assert result.returncode == 0
-    for option in ("--async", "--seed", "--pace"):
+    for option in ("--async", "--seed", "--pace", "--workers"):
         assert option in result.stdout
+
+
+# ---- demo --workers ---------------------------------------------------------
+
+WORKER_ROW = re.compile(
+    r"^\s+(\d+)s\s+((?:[COH] )*[COH])\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$",
+    re.MULTILINE,
+)
+WORKER_EVENT = re.compile(
+    r"^\s*(\d+\.\d\d)s\s+worker (\d+)\s+([a-z_]+) -> ([a-z_]+)$", re.MULTILINE
+)
+UNSHARED_RUN = "1. shared=None: a breaker per worker"
+SHARED_RUN = "2. shared=HostMemory(...): one breaker for the host"
+TABLE = "Calls that reached the service, of the same calls:"
+TROUBLE = re.compile(
+    r"^Calls that reached the service while it was degraded or failing \(12-36 s\): "
+    r"unshared (\d+), shared (\d+)$",
+    re.MULTILINE,
+)
+RUN_TOTALS = re.compile(
+    r"^  (\d+) calls: (\d+) reached the service \((\d+) failed, \d+ slow\), "
+    r"(\d+) rejected; (\d+) transitions, (\d+) log lines$",
+    re.MULTILINE,
+)
+SEGMENT = re.compile(r"^The segment (.+) was removed \(HostMemory\.unlink\)\.$", re.MULTILINE)
+
+needs_host_memory = pytest.mark.skipif(
+    sys.platform == "win32", reason="HostMemory is POSIX only"
+)
+
+
+def check_run(text: str, workers: int) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """One run of ``demo --workers``: its rows add up; returns rows and events."""
+    rows = WORKER_ROW.findall(text)
+    assert len(rows) == 60, text
+    for _, states, calls, reached, rejected, failed, slow in rows:
+        assert len(states.split()) == workers
+        assert int(calls) == int(reached) + int(rejected) == 20
+        assert int(failed) + int(slow) <= int(reached)
+    totals = RUN_TOTALS.search(text)
+    assert totals is not None, text
+    total, reached, _, rejected, transitions, log_lines = map(int, totals.groups())
+    assert total == 1200 == reached + rejected
+    assert reached == sum(int(row[3]) for row in rows)
+    events = WORKER_EVENT.findall(text)
+    assert transitions == log_lines == len(events)
+    assert {int(event[1]) for event in events} <= set(range(1, workers + 1))
+    return rows, events
+
+
+@pytest.fixture(scope="module")
+def workers_demo() -> str:
+    result = fluxgate("demo", "--workers", "4")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@needs_host_memory
+def test_demo_workers_tells_the_story_unshared_then_shared(workers_demo: str) -> None:
+    assert_plain(workers_demo)
+    assert "called by 4 worker processes" in workers_demo
+    assert "shared=shared," in workers_demo
+    before, _, rest = workers_demo.partition(UNSHARED_RUN)
+    unshared, _, rest = rest.partition(SHARED_RUN)
+    shared, _, conclusion = rest.partition(TABLE)
+    assert unshared and shared and conclusion, workers_demo
+
+    unshared_rows, unshared_events = check_run(unshared, 4)
+    shared_rows, shared_events = check_run(shared, 4)
+
+    # Shared, every worker's info() shows the one state of the host, and the
+    # transitions form one chain: each made by exactly one worker.
+    for row in shared_rows:
+        assert len(set(row[1].split())) == 1, row
+    state = "closed"
+    for _, _, old, new in shared_events:
+        assert old == state
+        state = new
+    assert ("closed", "open") in {(old, new) for _, _, old, new in shared_events}
+    # Unshared, each worker trips on its own: more than one worker opens.
+    tripped = {worker for _, worker, old, new in unshared_events if new == "open"}
+    assert len(tripped) > 1
+    assert any(len(set(row[1].split())) > 1 for row in unshared_rows)
+
+
+@needs_host_memory
+def test_demo_workers_shared_reaches_the_service_less(workers_demo: str) -> None:
+    """Sharing lets fewer calls reach the service while it is in trouble.
+
+    The claim is deterministic: the calls are handed to the workers one at a
+    time, the service's answers are drawn up front from the seed, every
+    worker seeds its own random draws from it and reads the same simulated
+    clock, so the run does not depend on how the processes are scheduled.
+    And it follows from the tripper: MinRequests(20) over a CountWindow(40)
+    that starts the degraded phase full of healthy calls. A worker's own
+    breaker sees a quarter of the calls, so each of the four must admit some
+    twenty slow or failed calls of its own before it opens (about 80 for the
+    host) and then probes on its own schedule (four sets of half-open
+    probes), where the shared breaker opens after some twenty calls of the
+    host's and probes once for all of them.
+    """
+    trouble = TROUBLE.search(workers_demo)
+    assert trouble is not None, workers_demo
+    unshared, shared = map(int, trouble.groups())
+    assert shared < unshared
+    assert f"Conclusion: one breaker for the host let {unshared - shared} fewer calls" in (
+        workers_demo
+    )
+
+    table = workers_demo.partition(TABLE)[2]
+    phases = re.findall(r"^  ([a-z]+) \((\d+)-(\d+) s\)\s+(\d+)\s+(\d+)\s+(\d+)$",
+                        table, re.MULTILINE)
+    assert [phase[0] for phase in phases] == [
+        "healthy", "degraded", "failing", "recovering", "healthy"
+    ]
+    everything = re.search(r"^  all\s+(\d+)\s+(\d+)\s+(\d+)$", table, re.MULTILINE)
+    assert everything is not None
+    assert int(everything[1]) == 1200
+    assert int(everything[2]) == sum(int(phase[4]) for phase in phases)
+    assert int(everything[3]) == sum(int(phase[5]) for phase in phases)
+    in_trouble = [phase for phase in phases if phase[0] in ("degraded", "failing")]
+    assert sum(int(phase[4]) for phase in in_trouble) == unshared
+    assert sum(int(phase[5]) for phase in in_trouble) == shared
+
+
+@needs_host_memory
+def test_demo_workers_removes_its_segment(workers_demo: str) -> None:
+    segment = SEGMENT.search(workers_demo)
+    assert segment is not None, workers_demo
+    assert f"fluxgate-{os.getuid()}-demo-" in segment[1]
+    assert not os.path.exists(segment[1])
+    assert not os.path.exists(os.path.dirname(segment[1]))
+
+
+@needs_host_memory
+@pytest.mark.skipif(sys.platform != "linux", reason="fork is the default on Linux only")
+def test_demo_workers_spawned_tell_the_same_run_as_forked() -> None:
+    """With spawn, the named HostMemory is pickled to the workers; the run is
+    the same call for call."""
+
+    def workers_run(method: str) -> str:
+        code = (
+            "import sys\n"
+            "from fluxgate import _demo\n"
+            "if __name__ == '__main__':\n"
+            f"    sys.exit(_demo.run_workers(sys.stdout, workers=2, start_method={method!r}))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True,
+            timeout=TIMEOUT, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"(processes started with {method})" in result.stdout
+        return result.stdout
+
+    def story(output: str) -> list[str]:
+        return [
+            line for line in output.splitlines()
+            if WORKER_ROW.fullmatch(line) or WORKER_EVENT.fullmatch(line)
+            or line.startswith("Calls that reached")
+        ]
+
+    forked, spawned = workers_run("fork"), workers_run("spawn")
+    check_run(spawned.partition(SHARED_RUN)[2].partition(TABLE)[0], 2)
+    assert story(spawned) == story(forked)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("--workers", "1"), "from 2 to 16"),
+        (("--workers", "17"), "from 2 to 16"),
+        (("--workers", "four"), "whole number"),
+        (("--workers", "4", "--async"), "--workers runs CircuitBreaker only"),
+    ],
+)
+def test_demo_workers_rejects_bad_arguments(arguments: tuple[str, ...], message: str) -> None:
+    result = fluxgate("demo", *arguments)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert message in result.stderr

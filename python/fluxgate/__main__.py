@@ -13,6 +13,18 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int:
+    from fluxgate._demo import MAX_WORKERS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text}") from None
+    if not 2 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be from 2 to {MAX_WORKERS}, not {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fluxgate",
@@ -44,7 +56,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=(
             "real seconds per simulated second (default: 0.2 on a terminal, "
-            "0 otherwise, which prints the whole story at once)"
+            "0.1 with --workers, 0 otherwise, which prints the whole story at once)"
+        ),
+    )
+    demo.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help=(
+            "tell the story with N worker processes (2 to 16), first with a breaker "
+            "per worker, then with one breaker shared by all of them "
+            "(shared=HostMemory(...)), and count the calls that reached the service"
         ),
     )
     bench = commands.add_parser(
@@ -106,7 +129,8 @@ def _shared(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "shared":
         try:
             return _shared(args)
@@ -120,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     from fluxgate import _demo
 
     seed: int = _demo.DEFAULT_SEED if args.seed is None else args.seed
+    if args.workers is not None:
+        if args.use_async:
+            parser.error("--workers runs CircuitBreaker only, not with --async")
+        return _demo.run_workers(sys.stdout, workers=args.workers, seed=seed, pace=args.pace)
     return _demo.run(sys.stdout, seed=seed, pace=args.pace, use_async=args.use_async)
 
 

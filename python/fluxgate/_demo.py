@@ -5,19 +5,35 @@ Everything runs in one process, in simulated time: ``time.time`` and
 clock that the simulation moves forward, so a minute of service life takes a
 fraction of a second, paced for reading on a terminal. Given the same seed,
 the sync and async breakers tell the same story call for call.
+
+``python -m fluxgate demo --workers N`` tells the story with N worker
+processes, as a pre-fork server runs them: the same calls, handed round robin
+to the workers one at a time, first with a breaker per worker
+(``shared=None``), then with one breaker for all of them
+(``shared=HostMemory(...)``, a named segment in a temporary directory,
+removed at the end). Every worker replaces its clocks with the same
+simulated time, and the calls are handed out one at a time, so a seed gives
+the same run every time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import random
+import signal as signals
+import sys
+import tempfile
 import time
+import traceback
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Literal, TextIO
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 from unittest import mock
 
 import fluxgate
@@ -32,7 +48,10 @@ from fluxgate.trackers import TypeOf
 from fluxgate.trippers import FailureRate, HalfOpened, MinRequests, SlowRate
 from fluxgate.windows import CountWindow
 
-__all__ = ["run"]
+if TYPE_CHECKING:
+    from fluxgate.shared import HostMemory
+
+__all__ = ["run", "run_workers"]
 
 CALLS_PER_SECOND = 20
 SLOW = 0.5  # seconds: a successful call this long counts as slow
@@ -43,6 +62,8 @@ BACKOFF = (2.0, 2.0, 8.0, 0.1)  # initial, multiplier, max_duration, jitter_rati
 RAMP_UP = (0.1, 1.0, 5.0)  # initial, final, duration
 DEFAULT_SEED = 7
 TERMINAL_PACE = 0.2  # real seconds per simulated second on a terminal
+WORKERS_TERMINAL_PACE = 0.1  # the same with --workers, which tells the story twice
+MAX_WORKERS = 16
 
 Outcome = Literal["ok", "slow", "failed", "rejected"]
 
@@ -233,6 +254,40 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def _components(logger: logging.Logger, timeline: Timeline) -> dict[str, Any]:
+    """The breaker's arguments, the same in every run of the demo."""
+    rates = FailureRate(RATIO) | SlowRate(RATIO, threshold=SLOW)
+    initial, multiplier, max_duration, jitter = BACKOFF
+    return {
+        "window": CountWindow(WINDOW),
+        "tracker": TypeOf(ServiceError, TimeoutError),
+        "tripper": MinRequests(MIN_REQUESTS) & rates | HalfOpened() & rates,
+        "retry": Backoff(
+            initial, multiplier, max_duration=max_duration, jitter_ratio=jitter
+        ),
+        "permit": RampUp(*RAMP_UP),
+        "listeners": [LogListener("checkout", logger=logger), timeline],
+    }
+
+
+def _describe(name: str) -> list[str]:
+    """``_components`` as the header shows it."""
+    rates = f"(FailureRate({RATIO}) | SlowRate({RATIO}, threshold={SLOW}))"
+    initial, multiplier, max_duration, jitter = BACKOFF
+    return [
+        f"    breaker = {name}(",
+        f"        window=CountWindow({WINDOW}),",
+        "        tracker=TypeOf(ServiceError, TimeoutError),",
+        f"        tripper=MinRequests({MIN_REQUESTS}) & {rates}",
+        f"        | HalfOpened() & {rates},",
+        f"        retry=Backoff({initial}, {multiplier}, max_duration={max_duration}, "
+        f"jitter_ratio={jitter}),",
+        "        permit=RampUp({}, {}, {}),".format(*RAMP_UP),
+        '        listeners=[LogListener("checkout"), timeline],',
+        "    )",
+    ]
+
+
 class Story:
     """The simulation and its telling, whichever breaker runs the calls."""
 
@@ -261,35 +316,10 @@ class Story:
     # ---- the breaker's configuration --------------------------------------
 
     def components(self) -> dict[str, Any]:
-        rates = FailureRate(RATIO) | SlowRate(RATIO, threshold=SLOW)
-        initial, multiplier, max_duration, jitter = BACKOFF
-        return {
-            "window": CountWindow(WINDOW),
-            "tracker": TypeOf(ServiceError, TimeoutError),
-            "tripper": MinRequests(MIN_REQUESTS) & rates | HalfOpened() & rates,
-            "retry": Backoff(
-                initial, multiplier, max_duration=max_duration, jitter_ratio=jitter
-            ),
-            "permit": RampUp(*RAMP_UP),
-            "listeners": [LogListener("checkout", logger=self.logger), self.timeline],
-        }
+        return _components(self.logger, self.timeline)
 
     def _describe(self) -> list[str]:
-        rates = f"(FailureRate({RATIO}) | SlowRate({RATIO}, threshold={SLOW}))"
-        initial, multiplier, max_duration, jitter = BACKOFF
-        name = "AsyncCircuitBreaker" if self._async else "CircuitBreaker"
-        return [
-            f"    breaker = {name}(",
-            f"        window=CountWindow({WINDOW}),",
-            "        tracker=TypeOf(ServiceError, TimeoutError),",
-            f"        tripper=MinRequests({MIN_REQUESTS}) & {rates}",
-            f"        | HalfOpened() & {rates},",
-            f"        retry=Backoff({initial}, {multiplier}, max_duration={max_duration}, "
-            f"jitter_ratio={jitter}),",
-            "        permit=RampUp({}, {}, {}),".format(*RAMP_UP),
-            '        listeners=[LogListener("checkout"), timeline],',
-            "    )",
-        ]
+        return _describe("AsyncCircuitBreaker" if self._async else "CircuitBreaker")
 
     # ---- the simulation ---------------------------------------------------
 
@@ -523,4 +553,372 @@ def run(out: TextIO, *, seed: int = DEFAULT_SEED, pace: float | None = None,
         story.run(lambda s: asyncio.run(_drive_async(s)))
     else:
         story.run(_drive_sync)
+    return 0
+
+
+# ---- python -m fluxgate demo --workers N --------------------------------------
+
+Answer = Literal["ok", "slow", "error", "timeout"]
+StateReply = tuple[Literal["state"], State]
+CallReply = tuple[Literal["call"], Outcome, list[tuple[State, State, float]], list[str]]
+
+TROUBLE = tuple(i for i, phase in enumerate(PHASES) if phase.name in ("degraded", "failing"))
+TROUBLE_SPAN = f"{PHASES[TROUBLE[0]].start}-{PHASES[TROUBLE[-1]].end} s"
+_LETTERS: dict[State, str] = {
+    "closed": "C", "open": "O", "half_open": "H", "disabled": "D",
+    "metrics_only": "M", "forced_open": "F",
+}  # fmt: skip
+
+
+def _phase_at(now: float) -> Phase:
+    return next((p for p in PHASES if p.start <= now < p.end), PHASES[-1])
+
+
+def _answers(seed: int) -> list[tuple[Answer, float]]:
+    """What the service answers to each call of the schedule, drawn up front,
+    so that both runs face the same calls and the same answers."""
+    rng = random.Random(seed)
+    answers: list[tuple[Answer, float]] = []
+    for number in range(DURATION * CALLS_PER_SECOND):
+        now = number / CALLS_PER_SECOND
+        error, slow, timeout = _phase_at(now).chances(now)
+        draw = rng.random()
+        if draw < timeout:
+            answers.append(("timeout", 2.0))
+        elif draw < timeout + error:
+            answers.append(("error", rng.uniform(0.002, 0.01)))
+        elif draw < timeout + error + slow:
+            answers.append(("slow", rng.uniform(0.6, 1.8)))
+        else:
+            answers.append(("ok", rng.uniform(0.02, 0.12)))
+    return answers
+
+
+def _worker(
+    conn: Connection, index: int, seed: int, start: float, shared: HostMemory | None
+) -> None:
+    """One worker process: builds its breaker, then makes the calls it is handed."""
+    signals.signal(signals.SIGINT, signals.SIG_IGN)  # the parent stops the workers
+    try:
+        _serve(conn, index, seed, start, shared)
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _serve(
+    conn: Connection, index: int, seed: int, start: float, shared: HostMemory | None
+) -> None:
+    random.seed(f"{seed}/{index}")  # this worker's permit and retry draws
+    clock = SimClock(start)
+    timeline = Timeline()
+    logs = _QueueHandler()
+    logger = logging.Logger(f"fluxgate.demo.worker{index}")
+    logger.addHandler(logs)
+
+    def respond(answer: Answer, latency: float) -> str:
+        clock.perf += latency
+        if answer == "timeout":
+            raise TimeoutError(f"no answer within {latency} s")
+        if answer == "error":
+            raise ServiceError("503 Service Unavailable")
+        return "200 OK"
+
+    # Every process of a shared breaker reads the same (simulated) time.
+    with mock.patch("time.time", clock.time), mock.patch(
+        "time.perf_counter", clock.perf_counter
+    ):
+        extra: dict[str, Any] = {} if shared is None else {"shared": shared}
+        breaker = CircuitBreaker(**_components(logger, timeline), **extra)
+        conn.send(("state", breaker.info().state))
+        while True:
+            message = conn.recv()
+            if message[0] == "stop":
+                return
+            if message[0] == "state":
+                conn.send(("state", breaker.info().state))
+                continue
+            _, clock.wall, answer, latency = message
+            outcome: Outcome
+            try:
+                breaker.call(respond, answer, latency)
+                outcome = "slow" if answer == "slow" else "ok"
+            except CallNotPermittedError:
+                outcome = "rejected"
+            except (ServiceError, TimeoutError):
+                outcome = "failed"
+            moves = [(s.old_state, s.new_state, s.timestamp) for s in timeline.signals]
+            conn.send(("call", outcome, moves, logs.lines[:]))
+            timeline.signals.clear()
+            logs.lines.clear()
+
+
+@dataclass
+class _Run:
+    """What one run of the workers showed."""
+
+    label: str
+    counts: Counts = field(default_factory=Counts)
+    phases: list[Counts] = field(default_factory=lambda: [Counts() for _ in PHASES])
+    transitions: int = 0
+    log_lines: int = 0
+
+    def trouble(self) -> int:
+        """Calls that reached the service while it was degraded or failing."""
+        return sum(self.phases[i].admitted for i in TROUBLE)
+
+
+class _Workers:
+    """The worker processes of one run, and the protocol to talk to them."""
+
+    def __init__(
+        self, context: multiprocessing.context.BaseContext, count: int, seed: int,
+        start: float, shared: HostMemory | None,
+    ) -> None:
+        self._processes: list[BaseProcess] = []
+        self._conns: list[Connection] = []
+        for index in range(count):
+            parent, child = context.Pipe()
+            process = context.Process(  # type: ignore[attr-defined]
+                target=_worker, args=(child, index, seed, start, shared),
+                name=f"fluxgate-demo-worker-{index + 1}", daemon=True,
+            )
+            process.start()
+            child.close()
+            self._processes.append(process)
+            self._conns.append(parent)
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for conn in self._conns:
+            try:
+                conn.send(("stop",))
+            except OSError:
+                pass
+        for process in self._processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        for conn in self._conns:
+            conn.close()
+
+    def receive(self, index: int) -> Any:
+        conn, process = self._conns[index], self._processes[index]
+        while not conn.poll(0.5):
+            if not process.is_alive():
+                raise RuntimeError(f"worker {index + 1} stopped (exit code {process.exitcode})")
+        try:
+            reply = conn.recv()
+        except EOFError:
+            process.join()
+            raise RuntimeError(
+                f"worker {index + 1} stopped (exit code {process.exitcode})"
+            ) from None
+        if reply[0] == "error":
+            raise RuntimeError(f"worker {index + 1} failed:\n{reply[1]}")
+        return reply
+
+    def call(self, index: int, wall: float, answer: Answer, latency: float) -> CallReply:
+        self._conns[index].send(("call", wall, answer, latency))
+        reply: CallReply = self.receive(index)
+        return reply
+
+    def states(self) -> list[State]:
+        for conn in self._conns:
+            conn.send(("state",))
+        return [self.state(index) for index in range(len(self._conns))]
+
+    def state(self, index: int) -> State:
+        reply: StateReply = self.receive(index)
+        return reply[1]
+
+
+class _HostStory:
+    """``demo --workers``: the story told twice by a host of worker processes."""
+
+    def __init__(self, out: TextIO, workers: int, seed: int, pace: float,
+                 start_method: str) -> None:
+        self._workers = workers
+        self._seed = seed
+        self._pace = pace
+        self._method = start_method
+        self._context = multiprocessing.get_context(start_method)
+        self._style = Style(out, live=pace > 0)
+        self._print = Printer(out, self._style)
+        self._answers = _answers(seed)
+        self._start = float(int(time.time()))
+
+    def header(self, shared: HostMemory) -> None:
+        line = self._print.line
+        line(
+            f"fluxgate {fluxgate.__version__} demo: a flaky service behind a circuit "
+            f"breaker, called by {self._workers} worker processes "
+            f"(simulated time, seed {self._seed})"
+        )
+        line()
+        line("Each worker builds the breaker of the one-process demo, and passes it shared=:")
+        line()
+        for text in _describe("CircuitBreaker")[:-1]:
+            line(text)
+        line("        shared=shared,")
+        line("    )")
+        line()
+        calls = DURATION * CALLS_PER_SECOND
+        line(
+            f"The same {calls} calls ({CALLS_PER_SECOND} a second for {DURATION} simulated "
+            "seconds, the same answers from the service)"
+        )
+        line(
+            "are played twice, handed round robin to the workers one at a time "
+            f"(processes started with {self._method}):"
+        )
+        line("  1. shared=None: each worker has a breaker of its own;")
+        line(
+            f'  2. shared=HostMemory("{shared.name}", directory=...): one breaker for '
+            "the host,"
+        )
+        line(f"     a segment at {shared.path}.")
+        line(
+            "One row per second; states: each worker's info().state at its end "
+            "(C closed, O open, H half_open)."
+        )
+
+    def play(self, label: str, shared: HostMemory | None) -> _Run:
+        run = _Run(label)
+        line = self._print.line
+        line()
+        line(self._style.paint(label, "bold"))
+        width = max(len("states"), 2 * self._workers - 1)
+        line(f"  second  {'states':<{width}}  calls  reached  rejected  failed  slow")
+        phase: Phase | None = None
+        second = Counts()
+        with _Workers(self._context, self._workers, self._seed, self._start, shared) as hosts:
+            for index in range(self._workers):  # each has built its breaker
+                hosts.state(index)
+            for number, (answer, latency) in enumerate(self._answers):
+                now = number / CALLS_PER_SECOND
+                if _phase_at(now) is not phase:
+                    phase = _phase_at(now)
+                    line(
+                        f"{phase.start:7.2f}s  "
+                        + self._style.paint(f"service {phase.name}: {phase.story}", "bold")
+                    )
+                index = number % self._workers
+                _, outcome, moves, logs = hosts.call(
+                    index, self._start + now, answer, latency
+                )
+                for counts in (second, run.counts, run.phases[PHASES.index(phase)]):
+                    counts.add(outcome)
+                for (old, new, stamp), text in zip(moves, logs + [""] * len(moves)):
+                    run.transitions += 1
+                    arrow, painted = self._style.arrow, self._style.paint(new, new)
+                    line(
+                        f"{stamp - self._start:7.2f}s  worker {index + 1}  "
+                        f"{old:>9} {arrow} {painted}"
+                    )
+                    if text:
+                        line(self._style.paint(f"          log {text}", "dim"))
+                run.log_lines += len(logs)
+                if second.calls == CALLS_PER_SECOND:
+                    states = " ".join(
+                        self._style.paint(_LETTERS.get(state, "?"), state)
+                        for state in hosts.states()
+                    )
+                    states += " " * (width - (2 * self._workers - 1))
+                    line(
+                        f"{int(now):7d}s  {states}  {second.calls:5d}  {second.admitted:7d}  "
+                        f"{second.rejected:8d}  {second.failed:6d}  {second.slow:4d}"
+                    )
+                    second = Counts()
+                    if self._pace:
+                        time.sleep(self._pace)
+        counts = run.counts
+        line(
+            f"  {counts.calls} calls: {counts.admitted} reached the service "
+            f"({counts.failed} failed, {counts.slow} slow), {counts.rejected} rejected; "
+            f"{run.transitions} transitions, {run.log_lines} log lines"
+        )
+        return run
+
+    def conclude(self, unshared: _Run, shared: _Run, path: str) -> None:
+        line = self._print.line
+        line()
+        line(self._style.paint("Calls that reached the service, of the same calls:", "bold"))
+        line("  phase                   calls  unshared  shared")
+        for index, phase in enumerate(PHASES):
+            where = f"{phase.name} ({phase.start}-{phase.end} s)"
+            line(
+                f"  {where:<22}  {shared.phases[index].calls:5d}  "
+                f"{unshared.phases[index].admitted:8d}  {shared.phases[index].admitted:6d}"
+            )
+        line(
+            f"  {'all':<22}  {shared.counts.calls:5d}  {unshared.counts.admitted:8d}  "
+            f"{shared.counts.admitted:6d}"
+        )
+        line(f"  {'of them failed':<22}  {'':5}  {unshared.counts.failed:8d}  "
+             f"{shared.counts.failed:6d}")
+        line(f"  {'transitions':<22}  {'':5}  {unshared.transitions:8d}  "
+             f"{shared.transitions:6d}")
+        line()
+        many, few = unshared.trouble(), shared.trouble()
+        line(
+            f"Calls that reached the service while it was degraded or failing "
+            f"({TROUBLE_SPAN}): unshared {many}, shared {few}"
+        )
+        if few < many:
+            conclusion = (
+                f"Conclusion: one breaker for the host let {many - few} fewer calls reach "
+                f"the service in trouble ({few} against {many}): the {self._workers} "
+                "workers backed off as one, where each alone had to see the failures "
+                "for itself."
+            )
+        else:
+            conclusion = (
+                "Conclusion: with this seed, sharing did not spare the service in "
+                f"trouble any calls ({few} shared against {many} unshared)."
+            )
+        line(self._style.paint(conclusion, "bold"))
+        line(f"The segment {path} was removed (HostMemory.unlink).")
+
+
+def run_workers(
+    out: TextIO, *, workers: int, seed: int = DEFAULT_SEED, pace: float | None = None,
+    start_method: str | None = None,
+) -> int:
+    """``demo --workers``: the story with ``workers`` processes, unshared then
+    shared; returns the exit code.
+
+    ``start_method`` is multiprocessing's: by default ``fork`` where the
+    platform has it, else ``spawn``.
+    """
+    if pace is None:
+        pace = WORKERS_TERMINAL_PACE if out.isatty() else 0.0
+    if start_method is None:
+        methods = multiprocessing.get_all_start_methods()
+        start_method = "fork" if "fork" in methods else "spawn"
+    from fluxgate.shared import HostMemory
+
+    story = _HostStory(out, workers, seed, pace, start_method)
+    with tempfile.TemporaryDirectory(prefix="fluxgate-demo-") as directory:
+        name = f"demo-{os.getpid()}"
+        try:
+            shared = HostMemory(name, directory=directory)
+        except NotImplementedError as exc:  # Windows
+            print(f"demo --workers: {exc}", file=sys.stderr)
+            return 1
+        path = str(shared.path)
+        try:
+            story.header(shared)
+            unshared_run = story.play("1. shared=None: a breaker per worker", None)
+            shared_run = story.play("2. shared=HostMemory(...): one breaker for the host", shared)
+        finally:
+            try:
+                HostMemory.unlink(name, directory=directory)
+            except FileNotFoundError:
+                pass
+    story.conclude(unshared_run, shared_run, path)
     return 0

@@ -30,9 +30,9 @@ if TYPE_CHECKING:  # the names the stubs' annotations use (strings at runtime)
 
     from fluxgate._values import CallContext, CircuitBreakerInfo, Metric, Record
     from fluxgate.listeners.base import AsyncListener, Listener
-    from fluxgate.shared import HostMemory
     from fluxgate.permits import Permit
     from fluxgate.retries import Retry
+    from fluxgate.shared import HostMemory
     from fluxgate.trackers import Tracker
     from fluxgate.trippers import Tripper
     from fluxgate.windows import Window

@@ -37,14 +37,9 @@ def _default_directory() -> str:
 
 
 def _boot_id() -> int:
-    """A number that changes with every boot of the host."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return int(f.read().strip().replace("-", "")[:16], 16)
-    except (OSError, ValueError):
-        # The moment of the last boot, to the minute, from the two clocks.
-        boot = time.time() - time.monotonic()
-        return int(boot // 60)
+    """A number that changes with every boot of the host (and not with the
+    wall clock, which tests may freeze)."""
+    return _fluxgate._boot_id()
 
 
 def _pid_namespace() -> int:
@@ -180,33 +175,78 @@ class HostMemory:
         path = _segment_path(self._name or "", self._directory)
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
         flags |= getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(path, flags, 0o600)
-        try:
-            _check_file(fd, path)
-            # Only attaching is serialised: the first process makes the
-            # segment while the others wait to check it. The mapping keeps a
-            # duplicate of the descriptor, so the lock is let go explicitly.
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        while True:
+            fd = os.open(path, flags, 0o600)
             try:
-                return self._map_locked(fd, path, spec, size)
+                _check_file(fd, path)
+                # Only attaching is serialised: the first process makes the
+                # segment while the others wait to check it. The mapping
+                # keeps a duplicate of the descriptor, so the lock is let go
+                # explicitly.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    if not _is_current(fd, path):
+                        continue  # replaced while we waited: open the new one
+                    return self._map_locked(fd, path, spec, size)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+                os.close(fd)
 
     def _map_locked(self, fd: int, path: str, spec: bytes, size: int) -> mmap.mmap:
-        info = os.fstat(fd)
         boot, namespace = _boot_id(), _pid_namespace()
-        if info.st_size > 0:
-            mapping = mmap.mmap(fd, info.st_size)
-            if _fluxgate._segment_check(mapping, spec, boot, namespace, repr(path)):
-                return mapping
-            mapping.close()  # made before the last boot: make it again
+        length = os.fstat(fd).st_size
+        if length == 0:
+            _reserve(fd, size)
+            mapping = mmap.mmap(fd, size)
+            _fluxgate._segment_make(mapping, spec, boot, namespace, time.time())
+            return mapping
+        mapping = mmap.mmap(fd, length)
+        if _fluxgate._segment_check(mapping, spec, boot, namespace, repr(path)):
+            return mapping
+        # Made before the last boot. A new file takes its name, so that no
+        # process still mapping the old one sees it change under it.
+        mapping.close()
+        return _replace_segment(path, spec, size, boot, namespace)
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Size the file and, where the system can, reserve its memory now: a
+    full tmpfs is then an OSError here rather than a SIGBUS later."""
+    os.ftruncate(fd, size)
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError:
             os.ftruncate(fd, 0)
-        os.ftruncate(fd, size)
+            raise
+
+
+def _is_current(fd: int, path: str) -> bool:
+    """Whether ``fd`` is still the file at ``path``."""
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _replace_segment(
+    path: str, spec: bytes, size: int, boot: int, namespace: int
+) -> mmap.mmap:
+    fd, temporary = tempfile.mkstemp(prefix=".fluxgate-", dir=os.path.dirname(path))
+    try:
+        _reserve(fd, size)
         mapping = mmap.mmap(fd, size)
         _fluxgate._segment_make(mapping, spec, boot, namespace, time.time())
+        os.replace(temporary, path)
         return mapping
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    finally:
+        os.close(fd)
 
 
 def _rebuild(name: str, directory: str) -> HostMemory:

@@ -57,6 +57,16 @@ int fg_random(FgState *st, double *out);
 /* One draw of the random module's current uniform(a, b). */
 int fg_uniform(FgState *st, double a, double b, double *out);
 
+/* ---- values.c: instances of the Python layer's value classes. ----------- */
+
+/* Read where `cls`'s fields `names` live; -1 with an exception. */
+int fg_value_layout(PyObject *cls, const char *const *names, int n,
+                    FgValueLayout *out);
+/* A new instance of `cls` with fields `values` (by keyword when kwnames is
+ * not NULL, as the class's __init__ takes them). */
+PyObject *fg_value_new(PyObject *cls, const FgValueLayout *layout,
+                       PyObject *const *values, int n, PyObject *kwnames);
+
 /* ---- args.c: argument helpers shared by the component constructors. ---- */
 
 /* A real number through __float__ (bool and int included); TypeError naming

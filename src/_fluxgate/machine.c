@@ -176,12 +176,22 @@ fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period)
         FgStateId state;
         double changed_at;
         int64_t reopens;
-        FG_LOCK(cb);
-        state = ms->state;
-        *period = ms->period;
-        changed_at = ms->changed_at;
-        reopens = ms->reopens;
-        FG_UNLOCK_READ(cb);
+        if (cb->shared != NULL) {
+            FgMachineState now;
+            fg_shared_read(cb->shared, &now);
+            state = now.state;
+            *period = now.period;
+            changed_at = now.changed_at;
+            reopens = now.reopens;
+        }
+        else {
+            FG_LOCK(cb);
+            state = ms->state;
+            *period = ms->period;
+            changed_at = ms->changed_at;
+            reopens = ms->reopens;
+            FG_UNLOCK_READ(cb);
+        }
         if (mode == FG_ADMIT_HOLDING_SLOT && state != FG_HALF_OPEN) {
             return FG_ADMIT_SLOT; /* give the slot back, then try again */
         }
@@ -279,9 +289,15 @@ fg_machine_info(FgBreaker *cb)
     if (metrics == NULL) {
         return NULL;
     }
-    PyObject *info = PyObject_CallFunction(st->CircuitBreakerInfo, "OdLO",
-                                           st->state_names[state], changed_at,
-                                           (long long)reopens, metrics);
+    PyObject *when = PyFloat_FromDouble(changed_at);
+    PyObject *count = when ? PyLong_FromLongLong(reopens) : NULL;
+    PyObject *info = NULL;
+    if (count != NULL) {
+        PyObject *fields[] = {st->state_names[state], when, count, metrics};
+        info = fg_value_new(st->CircuitBreakerInfo, &st->info_layout, fields, 4, NULL);
+    }
+    Py_XDECREF(when);
+    Py_XDECREF(count);
     Py_DECREF(metrics);
     return info;
 }

@@ -12,9 +12,10 @@
  * The seam for another storage backend. Everything the breakers agree on
  * (state, period, changed_at, reopens, failure streak) lives in one
  * FgMachineState, reached only through fg_machine_state() and changed only
- * between FG_LOCK and FG_UNLOCK. A backend that keeps that state elsewhere
- * (say, in memory shared between processes) replaces those three: the
- * accessor returns its block, the macros take its lock. The rest of
+ * between FG_LOCK and FG_UNLOCK. A breaker shared by the processes of a
+ * host (shared.h) keeps it in shared memory: FG_LOCK then also takes the
+ * segment's lock and loads the current commit into cb->machine and the
+ * window, and FG_UNLOCK publishes them. The rest of
  * FgBreaker is this process's own (its components, the signals waiting for
  * its listeners, its Python window's queue) and is guarded by
  * FG_LOCK_LOCAL, which never covers the machine state. */
@@ -118,6 +119,10 @@ fg_machine_state(FgBreaker *cb)
 void fg_shared_enter(FgShared *shared, FgMachineState *machine, PyObject *window);
 void fg_shared_leave(FgShared *shared, const FgMachineState *machine,
                      PyObject *window, int changed);
+
+/* A consistent copy of a shared breaker's machine state read without the
+ * segment lock (a sequence lock over the commits). */
+void fg_shared_read(FgShared *shared, FgMachineState *out);
 
 /* The machine state and a native window change together: on free-threaded
  * builds this locks the breaker and its window; on GIL builds it is empty

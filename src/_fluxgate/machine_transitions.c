@@ -125,7 +125,7 @@ make_signal(FgState *st, const FgPendingSignal *pending)
     }
     PyObject *args[] = {st->state_names[pending->old_state],
                         st->state_names[pending->new_state], ts};
-    PyObject *signal = PyObject_Vectorcall(st->Signal, args, 3, NULL);
+    PyObject *signal = fg_value_new(st->Signal, &st->signal_layout, args, 3, NULL);
     Py_DECREF(ts);
     return signal;
 }

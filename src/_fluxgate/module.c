@@ -35,6 +35,17 @@ module_bind(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_XSETREF(st->CircuitBreakerInfo, Py_NewRef(info));
     Py_XSETREF(st->report_listener_error, Py_NewRef(report_error));
     Py_XSETREF(st->report_async_listener, Py_NewRef(report_async));
+    static const char *const signal_fields[] = {"old_state", "new_state", "timestamp"};
+    static const char *const context_fields[] = {"metric", "state",
+                                                 "consecutive_failures"};
+    static const char *const info_fields[] = {"state", "changed_at", "reopens",
+                                              "metrics"};
+    if (fg_value_layout(signal, signal_fields, 3, &st->signal_layout) < 0
+        || fg_value_layout(call_context, context_fields, 3,
+                           &st->call_context_layout) < 0
+        || fg_value_layout(info, info_fields, 4, &st->info_layout) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -130,7 +141,7 @@ module_exec(PyObject *module)
         || PyModule_AddFunctions(module, fg_shared_functions) < 0) {
         return -1;
     }
-    st->pid = fg_getpid();
+    st->process_token = fg_process_token(fg_getpid());
     return 0;
 }
 

@@ -5,8 +5,14 @@
 #include "components.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#if defined(__APPLE__) || defined(__FreeBSD__)
+#  include <sys/sysctl.h>
+#  include <sys/time.h>
+#endif
 #ifndef _WIN32
 #  include <errno.h>
 #  include <sched.h>
@@ -33,6 +39,10 @@ round8(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
+/* The most bytes of records a segment holds: shared memory is reserved up
+ * front, and a tmpfs that ran out under a mapping would kill the process. */
+#define FG_SEGMENT_MAX_RECORDS ((size_t)1 << 30)
+
 static size_t
 machine_image_size(void)
 {
@@ -55,7 +65,8 @@ layout(const FgSegmentShape *shape)
     size_t second = 0;
     size_t records = fg_window_records_size(shape->window_kind, shape->window_size,
                                             (int)shape->n_thresholds, &second);
-    if (records == 0 || shape->max_half_open < 0 || shape->max_half_open > 1000000) {
+    if (records == 0 || records > FG_SEGMENT_MAX_RECORDS || shape->max_half_open < 0
+        || shape->max_half_open > 1000000) {
         return h;
     }
     h.commit_offset = h.header_size + round8((size_t)shape->n_thresholds * sizeof(double));
@@ -272,7 +283,9 @@ shape_spec(const FgSegmentShape *shape)
     FgSegmentHeader h = layout(shape);
     if (h.total_size == 0) {
         PyErr_Format(PyExc_ValueError,
-                     "a window of size %lld is too large to share",
+                     "%s(%lld) is too large to share: a shared window's records "
+                     "may take at most 1 GiB",
+                     shape->window_kind == 0 ? "CountWindow" : "TimeWindow",
                      (long long)shape->window_size);
         return NULL;
     }
@@ -371,11 +384,59 @@ segment_size(PyObject *module, PyObject *spec)
 
 /* ---- the lock ------------------------------------------------------------------*/
 
-#ifndef _WIN32
-static int
-process_gone(int64_t pid)
+/* The start time of process `pid` in clock ticks since boot, from
+ * /proc/PID/stat (field 22, after the command's closing parenthesis); 0
+ * where that cannot be read. */
+static uint64_t
+start_time(long pid)
 {
-    return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+#ifdef __linux__
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *p = strrchr(text, ')');
+    if (p == NULL) {
+        return 0;
+    }
+    /* Fields 3 to 21 follow the parenthesis; the start time is field 22. */
+    for (int field = 2; field < 22 && p != NULL; field++) {
+        p = strchr(p + 1, ' ');
+    }
+    return p == NULL ? 0 : strtoull(p + 1, NULL, 10);
+#else
+    (void)pid;
+    return 0;
+#endif
+}
+
+int64_t
+fg_process_token(long pid)
+{
+    uint64_t start = start_time(pid) & 0x7fffffff;
+    return (int64_t)(start << 32 | (uint32_t)pid);
+}
+
+#ifndef _WIN32
+/* Whether the process a token names has ended: no process has its pid, or
+ * the one that has it started at another time. */
+static int
+process_gone(int64_t token)
+{
+    long pid = (long)(uint32_t)token;
+    if (pid <= 0) {
+        return 0;
+    }
+    if (kill((pid_t)pid, 0) < 0) {
+        return errno == ESRCH;
+    }
+    uint64_t started = (uint64_t)token >> 32;
+    return started != 0 && fg_process_token(pid) != token;
 }
 
 static void
@@ -420,7 +481,7 @@ lock_slow(FgShared *sh, int64_t me)
 static inline void
 segment_lock(FgShared *sh)
 {
-    int64_t me = sh->st->pid;
+    int64_t me = sh->st->process_token;
     int64_t free_word = 0;
     if (!__atomic_compare_exchange_n(&sh->header->lock_owner, &free_word, me, 0,
                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
@@ -481,6 +542,27 @@ fg_shared_leave(FgShared *sh, const FgMachineState *machine, PyObject *window,
 }
 
 void
+fg_shared_read(FgShared *sh, FgMachineState *out)
+{
+#ifndef _WIN32
+    /* A writer fills the commit the sequence does not point to and then
+     * bumps it; the next writer refills the one read here only after that
+     * bump, so an unchanged sequence proves the copy whole. */
+    for (;;) {
+        uint64_t before = __atomic_load_n(&sh->header->sequence, __ATOMIC_ACQUIRE);
+        memcpy(out, commit_at(sh, before), sizeof *out);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&sh->header->sequence, __ATOMIC_RELAXED) == before) {
+            return;
+        }
+    }
+#else
+    (void)sh;
+    memset(out, 0, sizeof *out);
+#endif
+}
+
+void
 fg_shared_load(FgShared *sh, FgMachineState *machine, PyObject *window)
 {
     fg_shared_enter(sh, machine, window);
@@ -493,7 +575,7 @@ int
 fg_shared_take_slot(FgShared *sh)
 {
 #ifndef _WIN32
-    int64_t me = sh->st->pid;
+    int64_t me = sh->st->process_token;
     for (int64_t i = 0; i < sh->header->max_half_open; i++) {
         int64_t owner = __atomic_load_n(&sh->slots[i], __ATOMIC_RELAXED);
         if ((owner == 0 || process_gone(owner))
@@ -510,7 +592,7 @@ void
 fg_shared_release_slot(FgShared *sh)
 {
 #ifndef _WIN32
-    int64_t me = sh->st->pid;
+    int64_t me = sh->st->process_token;
     for (int64_t i = 0; i < sh->header->max_half_open; i++) {
         int64_t owner = me;
         if (__atomic_compare_exchange_n(&sh->slots[i], &owner, 0, 0, __ATOMIC_ACQ_REL,
@@ -527,9 +609,13 @@ FgShared *
 fg_shared_attach(FgState *st, PyObject *host_memory, const FgSegmentShape *shape,
                  PyObject **window)
 {
-    PyObject *attach = PyObject_GetAttrString(host_memory, "_fluxgate_segment");
+    /* A HostMemory (or another object of the same protocol), not a class. */
+    PyObject *attach = PyType_Check(host_memory)
+                           ? NULL
+                           : PyObject_GetAttrString(host_memory, "_fluxgate_segment");
     if (attach == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
             PyErr_Format(PyExc_TypeError, "shared must be a HostMemory or None, not %.200s",
                          Py_TYPE(host_memory)->tp_name);
         }
@@ -645,10 +731,39 @@ done:
     return result;
 }
 
+/* _boot_id() -> int: a number that changes with every boot of the host and
+ * with nothing else (not the wall clock): Linux's boot_id, or the boot time
+ * the kernel keeps on macOS and the BSDs; 0 where neither can be read. */
+static PyObject *
+boot_id(PyObject *module, PyObject *unused)
+{
+    unsigned long long id = 0;
+#if defined(__linux__)
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f != NULL) {
+        int c;
+        /* FNV-1a over the text: the id is 128 bits of hex. */
+        id = 1469598103934665603ULL;
+        while ((c = fgetc(f)) != EOF && c != '\n') {
+            id = (id ^ (unsigned char)c) * 1099511628211ULL;
+        }
+        fclose(f);
+    }
+#elif defined(__APPLE__) || defined(__FreeBSD__)
+    struct timeval boot;
+    size_t len = sizeof boot;
+    if (sysctlbyname("kern.boottime", &boot, &len, NULL, 0) == 0) {
+        id = (unsigned long long)boot.tv_sec * 1000000ULL + (unsigned long long)boot.tv_usec;
+    }
+#endif
+    (void)module, (void)unused;
+    return PyLong_FromUnsignedLongLong(id);
+}
+
 static PyObject *
 refresh_pid(PyObject *module, PyObject *unused)
 {
-    fg_state(module)->pid = fg_getpid();
+    fg_state(module)->process_token = fg_process_token(fg_getpid());
     Py_RETURN_NONE;
 }
 
@@ -664,6 +779,8 @@ PyMethodDef fg_shared_functions[] = {
      "_segment_size(spec)\n--\n\nThe bytes a segment for spec takes."},
     {"_describe_segment", describe_segment, METH_O,
      "_describe_segment(mapping)\n--\n\nA segment's shape and current state."},
+    {"_boot_id", boot_id, METH_NOARGS,
+     "_boot_id()\n--\n\nA number that changes with every boot of the host."},
     {"_refresh_pid", refresh_pid, METH_NOARGS,
      "_refresh_pid()\n--\n\nRead this process's pid again (after a fork)."},
     {NULL, NULL, 0, NULL},

@@ -82,6 +82,9 @@ void fg_shared_load(FgShared *shared, FgMachineState *machine, PyObject *window)
 int fg_shared_take_slot(FgShared *shared);
 void fg_shared_release_slot(FgShared *shared);
 
+/* The token naming process `pid` in lock words and slots (FgState). */
+int64_t fg_process_token(long pid);
+
 /* The module's functions for fluxgate/shared.py (module.c adds them). */
 extern PyMethodDef fg_shared_functions[];
 

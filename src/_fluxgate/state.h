@@ -133,6 +133,14 @@ typedef enum {
 /* Entries per family of the cache of fg_native_kind's verdicts. */
 #define FG_DISPATCH_WAYS 8
 
+/* Where the fields of a value class's instance are (values.c); n is 0 when
+ * the class is called instead. */
+#define FG_VALUE_MAX_FIELDS 4
+typedef struct {
+    Py_ssize_t offsets[FG_VALUE_MAX_FIELDS];
+    int n;
+} FgValueLayout;
+
 typedef struct FgState {
 #define FG_DECLARE_FIELD(name) PyObject *name;
     FG_STATE_OBJECTS(FG_DECLARE_FIELD)
@@ -155,9 +163,15 @@ typedef struct FgState {
     /* fg_native_kind's verdicts: a type's version tag << 8 | (kind + 1),
      * direct-mapped by the tag; 0 is an empty entry. */
     uint64_t dispatch_cache[FG_FAMILY_COUNT][FG_DISPATCH_WAYS];
-    /* This process's pid, refreshed after a fork (fluxgate/shared.py):
-     * host-shared segments name their lock holder by it. */
-    long pid;
+    /* Who this process is in a host-shared segment's lock word and slots:
+     * its pid, and in the high 32 bits the low bits of its start time where
+     * the system tells it (so a pid reused by a new process is not taken for
+     * the dead holder). Refreshed after a fork (fluxgate/shared.py). */
+    int64_t process_token;
+    /* The value classes' layouts, read when _bind hands them over. */
+    FgValueLayout signal_layout;
+    FgValueLayout call_context_layout;
+    FgValueLayout info_layout;
 } FgState;
 
 /* The extension's module definition (module.c). Units use only its address:

@@ -96,7 +96,8 @@ trip_context(FgState *st, FgTripInput *in)
                                      st->s_consecutive_failures);
     if (streak != NULL && kwnames != NULL) {
         PyObject *args[3] = {metric, st->state_names[in->state], streak};
-        in->context = PyObject_Vectorcall(st->CallContext, args, 0, kwnames);
+        in->context = fg_value_new(st->CallContext, &st->call_context_layout, args,
+                                   3, kwnames);
     }
     Py_DECREF(metric);
     Py_XDECREF(streak);
