@@ -1,7 +1,9 @@
 """gunicorn with four sync workers, each calling a failing upstream through a
 breaker: with ``shared=HostMemory(...)`` the host stops calling it after
 ``MinRequests`` failures (plus the calls already under way), without it
-every worker needs its own ``MinRequests`` failures first."""
+every worker needs its own ``MinRequests`` failures first. Shared by name
+(each worker attaches when it imports the app), or unnamed and built in the
+master before it forks the workers (``--preload``)."""
 
 from __future__ import annotations
 
@@ -52,13 +54,17 @@ APP = textwrap.dedent(
     from fluxgate.windows import CountWindow
 
     UPSTREAM = urllib.parse.urlsplit(os.environ["FLUXGATE_TEST_UPSTREAM"])
-    NAME = os.environ.get("FLUXGATE_TEST_SHARED_NAME")
-    if NAME:
+    NAME = os.environ["FLUXGATE_TEST_SHARED_NAME"]
+    if NAME == "-":  # per process
+        SHARED = None
+    elif NAME == "":  # unnamed: the master builds the breaker (--preload)
+        from fluxgate.shared import HostMemory
+
+        SHARED = HostMemory()
+    else:
         from fluxgate.shared import HostMemory
 
         SHARED = HostMemory(NAME, directory=os.environ["FLUXGATE_TEST_SHARED_DIR"])
-    else:
-        SHARED = None
 
     breaker = CircuitBreaker(
         window=CountWindow(100),
@@ -106,7 +112,7 @@ APP = textwrap.dedent(
         return [body]
 
 
-    # This worker has built its breaker and serves from now on.
+    # This process (a worker, or the master with --preload) has built its breaker.
     open(os.path.join(os.environ["FLUXGATE_TEST_READY_DIR"], f"ready-{os.getpid()}"), "w").close()
     '''
 )
@@ -123,9 +129,13 @@ class Gunicorn:
 
 
 @contextmanager
-def running_gunicorn(tmp_path: Path, upstream: Upstream, shared_name: str | None) -> Iterator[Gunicorn]:
+def running_gunicorn(
+    tmp_path: Path, upstream: Upstream, shared_name: str | None, preload: bool = False
+) -> Iterator[Gunicorn]:
     """gunicorn serving the app above with four sync workers on a free port
-    of 127.0.0.1; yields once every worker has built its breaker."""
+    of 127.0.0.1; yields once every worker is up and the app built its
+    breaker. ``shared_name`` None: per process; "": unnamed (with
+    ``preload``, built in the master before the workers are forked)."""
     (tmp_path / "fluxgate_shared_app.py").write_text(APP)
     ready = tmp_path / "ready"
     ready.mkdir()
@@ -136,8 +146,7 @@ def running_gunicorn(tmp_path: Path, upstream: Upstream, shared_name: str | None
         FLUXGATE_TEST_READY_DIR=str(ready),
         FLUXGATE_TEST_SHARED_DIR=str(tmp_path),
     )
-    if shared_name is not None:
-        env["FLUXGATE_TEST_SHARED_NAME"] = shared_name
+    env["FLUXGATE_TEST_SHARED_NAME"] = "-" if shared_name is None else shared_name
     command = [
         sys.executable, "-m", "gunicorn",
         "--workers", str(WORKERS),
@@ -148,6 +157,8 @@ def running_gunicorn(tmp_path: Path, upstream: Upstream, shared_name: str | None
         "--graceful-timeout", "5",
         "--log-level", "info",
     ]  # fmt: skip
+    if preload:
+        command.append("--preload")
     if "control_socket_disable" in gunicorn_config.Config().settings:
         command.append("--no-control-socket")
     command.append("fluxgate_shared_app:app")
@@ -165,14 +176,18 @@ def running_gunicorn(tmp_path: Path, upstream: Upstream, shared_name: str | None
     server = Gunicorn(process, log)
     try:
         deadline = time.monotonic() + DEADLINE
-        while len(list(ready.iterdir())) < WORKERS or not server.port:
-            if process.poll() is not None:
-                raise AssertionError(f"gunicorn exited early:\n{server.log_text()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"gunicorn did not start:\n{server.log_text()}")
-            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", server.log_text())
-            if found:
+        apps = 1 if preload else WORKERS
+        while True:
+            log_text = server.log_text()
+            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log_text)
+            booted = len(re.findall(r"Booting worker with pid", log_text))
+            if found and booted >= WORKERS and len(list(ready.iterdir())) >= apps:
                 server.port = int(found[1])
+                break
+            if process.poll() is not None:
+                raise AssertionError(f"gunicorn exited early:\n{log_text}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gunicorn did not start:\n{log_text}")
             time.sleep(0.05)
         assert get(server.port, "/ping")[0] == 200
         yield server
@@ -265,8 +280,15 @@ def failing_upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[Upstream]:
         yield upstream
 
 
-def test_shared_breaker_stops_the_host_after_min_requests(tmp_path, failing_upstream) -> None:
-    with running_gunicorn(tmp_path, failing_upstream, shared_name="gunicorn-upstream") as server:
+@pytest.mark.parametrize(
+    "shared_name, preload",
+    [("gunicorn-upstream", False), ("", True)],
+    ids=["named", "unnamed-preload"],
+)
+def test_shared_breaker_stops_the_host_after_min_requests(
+    tmp_path, failing_upstream, shared_name, preload
+) -> None:
+    with running_gunicorn(tmp_path, failing_upstream, shared_name, preload) as server:
         Load(server.port).run()
         reached = failing_upstream.requests
     # When the MIN_REQUESTS-th failure is recorded, each other worker can
