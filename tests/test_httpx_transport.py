@@ -339,3 +339,22 @@ def test_import_without_httpx_says_what_to_install(monkeypatch: pytest.MonkeyPat
     monkeypatch.delitem(sys.modules, "fluxgate.integrations.httpx")
     with pytest.raises(ImportError, match=r"pip install httpx"):
         importlib.import_module("fluxgate.integrations.httpx")
+
+
+def test_the_default_key_tells_origins_apart_however_many_a_transport_sees() -> None:
+    answered = httpx.Response(200)
+    transport = BreakerTransport(transport=httpx.MockTransport(lambda request: answered))
+    urls = [
+        "http://a.example/", "http://a.example:8080/", "https://a.example/",
+        "http://user:secret@a.example/x", "http://[::1]:8000/", "http://b.example/",
+    ]
+    # More origins than a transport remembers keys for, then the first ones again.
+    urls += [f"http://h{i}.example/" for i in range(1100)] + urls
+    for url in urls:
+        request = httpx.Request("GET", url)
+        transport.handle_request(request)
+        assert transport.breakers.get_existing(host_key(request)) is not None
+    assert {key for key, _ in transport.breakers.items()} >= {
+        "a.example:80", "a.example:8080", "a.example:443", "[::1]:8000", "b.example:80",
+    }
+    assert len(transport.breakers) == 1105

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import subprocess
+import sys
 import threading
 import tracemalloc
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -424,3 +428,63 @@ def test_a_registry_under_its_bound_never_sweeps(
     assert looked == []
     registry["d"]
     assert len(looked) == 1 and len(registry) == 3
+
+
+# ---- shared= : one host-shared breaker per key -----------------------------------
+
+
+_SHARED_CHILD = """
+import sys
+from fluxgate import BreakerRegistry, CircuitBreaker
+from fluxgate.shared import HostMemory
+from fluxgate.trippers import MinRequests
+registry = BreakerRegistry(
+    lambda key, shared: CircuitBreaker(tripper=MinRequests(1), shared=shared),
+    shared=HostMemory("svc", directory=sys.argv[1]),
+)
+try:
+    registry[("api.example", 443)].call(lambda: 1 / 0)
+except ZeroDivisionError:
+    pass
+print(registry[("api.example", 443)].info().state)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="HostMemory needs POSIX shared memory")
+def test_a_shared_registry_gives_each_key_one_breaker_for_the_host(tmp_path: Path) -> None:
+    from fluxgate.shared import HostMemory
+
+    made: list[Any] = []
+
+    def factory(key: tuple[str, int], shared: HostMemory) -> CircuitBreaker:
+        made.append(shared)
+        return CircuitBreaker(shared=shared)
+
+    registry = BreakerRegistry(factory, shared=HostMemory("svc", directory=tmp_path))
+    breaker = registry[("api.example", 443)]
+    healthy = registry[("db.example", 5432)]
+    # Another process, with another hash seed, names the key's segment alike.
+    child = subprocess.run(
+        [sys.executable, "-c", _SHARED_CHILD, str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "open"
+    assert breaker.info().state == "open"
+    assert healthy.info().state == "closed"
+    assert [m.directory for m in made] == [str(tmp_path)] * 2
+    assert all(m.name.startswith("svc-") for m in made)
+    assert made[0].name != made[1].name
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="HostMemory needs POSIX shared memory")
+def test_a_shared_registry_needs_a_named_host_memory(tmp_path: Path) -> None:
+    from fluxgate.shared import HostMemory
+
+    with pytest.raises(ValueError, match="named HostMemory"):
+        BreakerRegistry(lambda key, shared: CircuitBreaker(), shared=HostMemory())
+    with pytest.raises(ValueError, match="named HostMemory"):
+        BreakerRegistry(lambda key, shared: CircuitBreaker(), shared=HostMemory("x" * 90))
+    with pytest.raises(TypeError, match="shared must be a HostMemory or None, not str"):
+        BreakerRegistry(lambda key, shared: CircuitBreaker(), shared="svc")  # type: ignore[arg-type]

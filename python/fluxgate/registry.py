@@ -16,16 +16,18 @@ marks into times.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
 import time
 import warnings
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from fluxgate._values import CircuitBreakerInfo
+    from fluxgate.shared import HostMemory
 
 __all__ = ["BreakerRegistry"]
 
@@ -38,6 +40,11 @@ class _Breaker(Protocol):
 
 K = TypeVar("K", bound=Hashable)
 B = TypeVar("B", bound=_Breaker)
+
+
+# A key's segment is named by the prefix, "-" and 16 hex digits, within
+# HostMemory's 100 characters.
+_MAX_PREFIX = 100 - 17
 
 
 def _monotonic() -> float:
@@ -109,6 +116,10 @@ class BreakerRegistry(Generic[K, B]):
     - Inspection, which neither makes nor marks breakers:
       ``get_existing(key)``, ``key in registry``, ``len(registry)``,
       ``items()``.
+    - ``shared=HostMemory(prefix)``: breakers shared by the processes of the
+      host, one named ``HostMemory`` per key (the prefix, ``-`` and a hash of
+      ``repr(key)``, in the same directory), which the registry passes to
+      ``factory(key, shared)``. The bound and the eviction are per process.
     """
 
     __slots__ = (
@@ -122,18 +133,33 @@ class BreakerRegistry(Generic[K, B]):
         "_warned",
         "_next_sweep_size",
         "_next_sweep_time",
+        "_shared",
         "__weakref__",
     )
 
     def __init__(
         self,
-        factory: Callable[[K], B],
+        factory: Callable[[K], B] | Callable[[K, HostMemory], B],
         *,
         max_breakers: int = 10_000,
         idle_after: float = 300.0,
+        shared: HostMemory | None = None,
     ) -> None:
         if not callable(factory):
             raise TypeError(f"factory must be callable, not {type(factory).__name__}")
+        if shared is not None:
+            from fluxgate.shared import HostMemory
+
+            if not isinstance(shared, HostMemory):
+                raise TypeError(
+                    f"shared must be a HostMemory or None, not {type(shared).__name__}"
+                )
+            if shared.name is None or len(shared.name) > _MAX_PREFIX:
+                raise ValueError(
+                    "shared must be a named HostMemory whose name, at most "
+                    f"{_MAX_PREFIX} characters, prefixes each key's segment"
+                )
+        self._shared = shared
         if isinstance(max_breakers, bool) or not isinstance(max_breakers, int):
             raise TypeError(f"max_breakers must be an int, not {type(max_breakers).__name__}")
         if max_breakers < 1:
@@ -237,7 +263,10 @@ class BreakerRegistry(Generic[K, B]):
             # Made (the loop finds it) or the factory raised (this thread tries).
 
         try:
-            breaker = self._factory(key)
+            if self._shared is None:
+                breaker = self._factory(key)  # type: ignore[call-arg]
+            else:
+                breaker = self._factory(key, self._key_memory(key))  # type: ignore[call-arg]
             listeners = _closable_listeners(breaker)
         except BaseException:
             with self._lock:
@@ -271,6 +300,14 @@ class BreakerRegistry(Generic[K, B]):
                     "Closing listener %s of an evicted breaker failed", type(listener).__name__
                 )
         return breaker
+
+    def _key_memory(self, key: K) -> Any:
+        """The named HostMemory of ``key``: the same in every process."""
+        from fluxgate.shared import HostMemory
+
+        assert self._shared is not None and self._shared.name is not None
+        digest = hashlib.blake2b(repr(key).encode(), digest_size=8).hexdigest()
+        return HostMemory(f"{self._shared.name}-{digest}", directory=self._shared.directory)
 
     # ---- eviction ------------------------------------------------------------
 

@@ -26,6 +26,8 @@ struct FgShared {
     Py_buffer view;
     FgSegmentHeader *header;
     char *commits;
+    size_t commit_size; /* the header's, kept here: its line is read-mostly */
+    int64_t max_half_open;
     int64_t *slots;
     uint64_t held_sequence; /* the commit loaded under the lock */
     int recovered;          /* the lock was taken over from a dead process */
@@ -37,6 +39,14 @@ static size_t
 round8(size_t n)
 {
     return (n + 7) & ~(size_t)7;
+}
+
+/* Each commit starts a cache line: two processes writing the two commits
+ * then never write one line. */
+static size_t
+round64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
 }
 
 /* The most bytes of records a segment holds: shared memory is reserved up
@@ -69,8 +79,10 @@ layout(const FgSegmentShape *shape)
         || shape->max_half_open > 1000000) {
         return h;
     }
-    h.commit_offset = h.header_size + round8((size_t)shape->n_thresholds * sizeof(double));
-    h.commit_size = machine_image_size() + fg_window_image_size((int)shape->n_thresholds);
+    h.commit_offset =
+        round64(h.header_size + (size_t)shape->n_thresholds * sizeof(double));
+    h.commit_size =
+        round64(machine_image_size() + fg_window_image_size((int)shape->n_thresholds));
     h.slots_offset = h.commit_offset + 2 * h.commit_size;
     h.records_offset = h.slots_offset + (uint64_t)shape->max_half_open * sizeof(int64_t);
     h.flags_offset = h.records_offset + second;
@@ -501,7 +513,7 @@ segment_unlock(FgShared *sh)
 static inline char *
 commit_at(FgShared *sh, uint64_t sequence)
 {
-    return sh->commits + (sequence & 1) * sh->header->commit_size;
+    return sh->commits + (sequence & 1) * sh->commit_size;
 }
 
 void
@@ -576,7 +588,7 @@ fg_shared_take_slot(FgShared *sh)
 {
 #ifndef _WIN32
     int64_t me = sh->st->process_token;
-    for (int64_t i = 0; i < sh->header->max_half_open; i++) {
+    for (int64_t i = 0; i < sh->max_half_open; i++) {
         int64_t owner = __atomic_load_n(&sh->slots[i], __ATOMIC_RELAXED);
         if ((owner == 0 || process_gone(owner))
             && __atomic_compare_exchange_n(&sh->slots[i], &owner, me, 0,
@@ -593,7 +605,7 @@ fg_shared_release_slot(FgShared *sh)
 {
 #ifndef _WIN32
     int64_t me = sh->st->process_token;
-    for (int64_t i = 0; i < sh->header->max_half_open; i++) {
+    for (int64_t i = 0; i < sh->max_half_open; i++) {
         int64_t owner = me;
         if (__atomic_compare_exchange_n(&sh->slots[i], &owner, 0, 0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED)) {
@@ -650,6 +662,8 @@ fg_shared_attach(FgState *st, PyObject *host_memory, const FgSegmentShape *shape
         return NULL;
     }
     sh->commits = base + h->commit_offset;
+    sh->commit_size = (size_t)h->commit_size;
+    sh->max_half_open = h->max_half_open;
     sh->slots = (int64_t *)(base + h->slots_offset);
     *window = fg_window_new_shared(st, (int)h->window_kind, h->window_size,
                                    (int)h->n_thresholds, base + h->records_offset,

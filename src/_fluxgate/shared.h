@@ -50,10 +50,15 @@ typedef struct {
     uint64_t slots_offset;
     uint64_t records_offset;
     uint64_t flags_offset;  /* CountWindow flags, or TimeWindow rows */
-    /* Changed at run time, with atomic operations only. */
-    int64_t lock_owner;     /* the pid holding the segment lock, or 0 */
+    /* Changed at run time, with atomic operations only, each in a cache
+     * line of its own: the lock word changes twice per record, the
+     * sequence once, and the fields above are read on every call. */
+    char pad_identity[64 - 15 * 8 % 64];
+    int64_t lock_owner;     /* the process holding the segment lock, or 0 */
+    char pad_lock[56];
     uint64_t sequence;      /* commits published; the current is sequence & 1 */
     uint64_t takeovers;     /* locks taken over from a dead process */
+    char pad_sequence[48];
 } FgSegmentHeader;
 
 /* What the breaker asks of its segment to attach. */

@@ -125,7 +125,36 @@ def _registry(breakers: Any, kind: type, default: Callable[[Any], Any]) -> Break
 def _check_key(key: Any) -> Callable[[httpx.Request], Hashable]:
     if not callable(key):
         raise TypeError(f"key must be a callable taking the request, not {type(key).__name__}")
+    if key is host_key:
+        return _remembering_host_key()
     return key  # type: ignore[no-any-return]
+
+
+# The origins a transport remembers the default key of; past that it starts
+# again (a client rarely talks to more hosts than this).
+_REMEMBERED_ORIGINS = 1024
+
+
+def _remembering_host_key() -> Callable[[httpx.Request], Hashable]:
+    """``host_key`` for one transport, remembering the key of each origin
+    (scheme, host, port) it has seen, so that a request costs a tuple and a
+    dict lookup rather than formatting the key again."""
+    keys: dict[tuple[Any, Any, Any], str] = {}
+
+    def remembering_host_key(request: httpx.Request) -> Hashable:
+        try:
+            parts = request.url._uri_reference
+            origin = (parts[0], parts[2], parts[3])  # scheme, host, port
+        except (AttributeError, IndexError):  # pragma: no cover - other httpx versions
+            return host_key(request)
+        key = keys.get(origin)
+        if key is None:
+            if len(keys) >= _REMEMBERED_ORIGINS:
+                keys.clear()
+            key = keys[origin] = host_key(request)
+        return key
+
+    return remembering_host_key
 
 
 class BreakerTransport(httpx.BaseTransport):
@@ -167,6 +196,7 @@ class BreakerTransport(httpx.BaseTransport):
         self.transport = httpx.HTTPTransport() if transport is None else transport
         self._key = _check_key(key)
         self._failure_statuses = _statuses(failure_statuses)
+        self._protected_send = self._send  # bound once, not per request
 
     @property
     def failure_statuses(self) -> frozenset[int]:
@@ -181,13 +211,13 @@ class BreakerTransport(httpx.BaseTransport):
             breaker = entry.breaker
         else:
             breaker = self.breakers[key]
-        if not isinstance(breaker, CircuitBreaker):
+        if type(breaker) is not CircuitBreaker and not isinstance(breaker, CircuitBreaker):
             raise TypeError(
                 f"BreakerTransport needs a CircuitBreaker for {key!r}, got "
                 f"{type(breaker).__name__} (use AsyncBreakerTransport with AsyncCircuitBreaker)"
             )
         try:
-            return breaker.call(self._send, request)
+            return breaker.call(self._protected_send, request)
         except FailedResponse as failed:
             return failed.response
         except CallNotPermittedError as refused:
@@ -236,6 +266,7 @@ class AsyncBreakerTransport(httpx.AsyncBaseTransport):
         self.transport = httpx.AsyncHTTPTransport() if transport is None else transport
         self._key = _check_key(key)
         self._failure_statuses = _statuses(failure_statuses)
+        self._protected_send = self._send  # bound once, not per request
 
     @property
     def failure_statuses(self) -> frozenset[int]:
@@ -250,13 +281,15 @@ class AsyncBreakerTransport(httpx.AsyncBaseTransport):
             breaker = entry.breaker
         else:
             breaker = self.breakers[key]
-        if not isinstance(breaker, AsyncCircuitBreaker):
+        if type(breaker) is not AsyncCircuitBreaker and not isinstance(
+            breaker, AsyncCircuitBreaker
+        ):
             raise TypeError(
                 f"AsyncBreakerTransport needs an AsyncCircuitBreaker for {key!r}, got "
                 f"{type(breaker).__name__} (use BreakerTransport with CircuitBreaker)"
             )
         try:
-            return await breaker.call(self._send, request)
+            return await breaker.call(self._protected_send, request)
         except FailedResponse as failed:
             return failed.response
         except CallNotPermittedError as refused:
