@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,8 @@ import pytest
 from fluxgate import AsyncCircuitBreaker, CircuitBreaker
 from fluxgate.retries import Never
 from fluxgate.shared import HostMemory
-from fluxgate.trippers import FailureStreak
+from fluxgate.trippers import FailureStreak, MinRequests, SlowRate
+from fluxgate.windows import CountWindow, TimeWindow
 
 from .helpers import ON_WINDOWS, SKIP_REASON, run_in_fork
 
@@ -103,6 +106,73 @@ def test_a_symlink_in_place_of_the_segment_is_refused(tmp_path) -> None:
         attach(tmp_path)
     assert target.read_bytes() == b"keep me"
     assert link.is_symlink()
+
+
+@pytest.mark.heavy
+@pytest.mark.no_leakcheck("each attach runs in a forked child")
+@pytest.mark.parametrize("window", [CountWindow(50), TimeWindow(10)], ids=repr)
+def test_a_segment_corrupted_anywhere_never_crashes_or_hangs_a_process(tmp_path, window) -> None:
+    # Each 8-byte word of a segment in use, overwritten in turn with a large
+    # number: a process that attaches to the damaged copy and calls through
+    # it gets a ValueError or a working breaker, never a crash or a hang.
+    # (This process never attaches to a damaged copy: a child does.)
+    tripper = MinRequests(10**6) & SlowRate(0.5, threshold=0.001)
+    memory = HostMemory("svc", directory=tmp_path / "original")
+    (tmp_path / "original").mkdir()
+
+    def use(memory: HostMemory) -> int:
+        breaker = CircuitBreaker(window=window, tripper=tripper, shared=memory)
+        breaker.info()
+        for i in range(120):
+            try:
+                breaker.call(lambda: 1 / (i % 3))
+            except ZeroDivisionError:
+                pass
+        breaker.reset()
+        breaker.call(lambda: None)
+        return breaker.info().metrics.total_count
+
+    assert run_in_fork(lambda: use(memory)) == 1
+    assert memory.path is not None
+    original = Path(memory.path).read_bytes()
+    failures = []
+    for offset in range(0, len(original), 8):
+        for value in (2**62,):
+            damaged = bytearray(original)
+            damaged[offset : offset + 8] = value.to_bytes(8, "little")
+            directory = tmp_path / f"at-{offset}-{value}"
+            directory.mkdir()
+            copy = HostMemory("svc", directory=directory)
+            path = Path(copy.path)  # type: ignore[arg-type]
+            path.write_bytes(bytes(damaged))
+            path.chmod(0o600)
+            outcome = attach_in_child(lambda: use(copy))
+            if outcome not in ("ok", "ValueError"):
+                failures.append(f"word at offset {offset} set to {value:#x}: {outcome}")
+            shutil.rmtree(directory)
+    assert not failures, f"{len(original)} byte segment:\n" + "\n".join(failures)
+
+
+def attach_in_child(body: Any) -> str:
+    """Run ``body`` in a forked child: "ok", the name of the exception it
+    raised, "killed by signal N", or "hung" (more than 5 s)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            signal.alarm(5)
+            body()
+        except ValueError:
+            code = 3
+        except BaseException:  # noqa: BLE001 - reported by the exit code
+            code = 4
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        return "hung" if number == signal.SIGALRM else f"killed by signal {number}"
+    return {0: "ok", 3: "ValueError"}.get(os.WEXITSTATUS(status), "another exception")
 
 
 # ---- permissions ------------------------------------------------------------------
