@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import Remote
+from .workers import Remote
 
 
 def pytest_configure(config: pytest.Config) -> None:

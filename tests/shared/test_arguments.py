@@ -24,7 +24,7 @@ from fluxgate.trackers import TypeOf
 from fluxgate.trippers import FailureRate, FailureStreak, MinRequests, SlowRate
 from fluxgate.windows import CountWindow, TimeWindow, Window
 
-from .helpers import ON_WINDOWS, SKIP_REASON
+from .workers import ON_WINDOWS, SKIP_REASON
 
 pytestmark = pytest.mark.skipif(ON_WINDOWS, reason=SKIP_REASON)
 

@@ -13,7 +13,7 @@ import pytest
 
 from fluxgate.shared import HostMemory
 
-from .helpers import (
+from .workers import (
     DEADLINE,
     ON_WINDOWS,
     SKIP_REASON,

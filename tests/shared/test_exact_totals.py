@@ -13,7 +13,7 @@ from fluxgate.retries import Never
 from fluxgate.shared import HostMemory
 from fluxgate.windows import CountWindow, TimeWindow
 
-from .helpers import (
+from .workers import (
     NEVER_TRIPS,
     ON_WINDOWS,
     SKIP_REASON,

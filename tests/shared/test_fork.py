@@ -16,7 +16,7 @@ from fluxgate.retries import Never
 from fluxgate.shared import HostMemory
 from fluxgate.trippers import FailureStreak
 
-from .helpers import ON_WINDOWS, SKIP_REASON, context, run_in_fork, start_process, succeed
+from .workers import ON_WINDOWS, SKIP_REASON, context, run_in_fork, start_process, succeed
 
 pytestmark = [
     pytest.mark.skipif(ON_WINDOWS, reason=SKIP_REASON),

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from upstream import Upstream, running_upstream
 
-from .helpers import DEADLINE, ON_WINDOWS
+from .workers import DEADLINE, ON_WINDOWS
 
 pytestmark = [
     pytest.mark.skipif(ON_WINDOWS, reason="gunicorn does not run on Windows"),

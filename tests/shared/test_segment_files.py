@@ -25,7 +25,7 @@ from fluxgate.shared import HostMemory
 from fluxgate.trippers import FailureStreak, MinRequests, SlowRate
 from fluxgate.windows import CountWindow, TimeWindow
 
-from .helpers import ON_WINDOWS, SKIP_REASON, run_in_fork
+from .workers import ON_WINDOWS, SKIP_REASON, run_in_fork
 
 pytestmark = pytest.mark.skipif(ON_WINDOWS, reason=SKIP_REASON)
 

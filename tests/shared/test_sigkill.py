@@ -20,7 +20,7 @@ from fluxgate.retries import Never
 from fluxgate.shared import HostMemory
 from fluxgate.windows import CountWindow, TimeWindow
 
-from .helpers import (
+from .workers import (
     DEADLINE,
     NEVER_TRIPS,
     ON_WINDOWS,

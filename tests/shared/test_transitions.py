@@ -17,7 +17,7 @@ from fluxgate.shared import HostMemory
 from fluxgate.trippers import FailureRate, FailureStreak, MinRequests
 from fluxgate.windows import CountWindow
 
-from .helpers import (
+from .workers import (
     DEADLINE,
     ON_WINDOWS,
     SKIP_REASON,
