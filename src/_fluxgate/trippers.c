@@ -70,7 +70,14 @@ typedef struct {
     FgTripInput *in; /* the breaker's input, or NULL for a Python caller */
     PyObject *ctx;   /* the Python caller's ctx when `in` is NULL */
     int native_only; /* stop with FG_NEEDS_PYTHON at a Python node */
+    int depth;       /* composites entered */
+    int have_totals; /* `totals` holds the window's, read once per walk */
+    FgTotals totals;
 } Eval;
+
+/* Composites nested deeper than this are evaluated under the interpreter's
+ * recursion guard; shallower trees (all but pathological ones) skip it. */
+#define SHALLOW_TREE 32
 
 /* The CallContext handed to Python nodes, built once per input. Borrowed. */
 static PyObject *
@@ -155,7 +162,11 @@ static int
 read_counts(Eval *e, Leaf *leaf, FgTotals *totals, int64_t *slow)
 {
     if (e->in != NULL && e->in->window != NULL) {
-        fg_window_totals(e->in->window, totals);
+        if (!e->have_totals) {
+            fg_window_totals(e->in->window, &e->totals);
+            e->have_totals = 1;
+        }
+        *totals = e->totals;
         if (leaf->kind == K_SLOW_RATE) {
             *slow = fg_window_slow_count(e->in->window, leaf->threshold);
         }
@@ -237,7 +248,9 @@ builtin_check(Eval *e, PyObject *self)
     if (kind != K_AND && kind != K_OR) {
         return leaf_check(e, (Leaf *)self);
     }
-    if (Py_EnterRecursiveCall(" while evaluating a tripper")) {
+    int guarded = ++e->depth > SHALLOW_TREE;
+    if (guarded && Py_EnterRecursiveCall(" while evaluating a tripper")) {
+        e->depth--;
         return -1;
     }
     Composite *c = (Composite *)self;
@@ -247,7 +260,10 @@ builtin_check(Eval *e, PyObject *self)
     if (result >= 0 && result == (kind == K_AND)) {
         result = node_check(e, c->right);
     }
-    Py_LeaveRecursiveCall();
+    if (guarded) {
+        Py_LeaveRecursiveCall();
+    }
+    e->depth--;
     return result;
 }
 
@@ -265,14 +281,14 @@ node_check(Eval *e, PyObject *node)
 int
 fg_tripper_check(FgState *st, PyObject *tripper, FgTripInput *in)
 {
-    Eval e = {st, in, NULL, 0};
+    Eval e = {.st = st, .in = in};
     return node_check(&e, tripper);
 }
 
 int
 fg_tripper_check_native(FgState *st, PyObject *tripper, FgTripInput *in)
 {
-    Eval e = {st, in, NULL, 1};
+    Eval e = {.st = st, .in = in, .native_only = 1};
     return node_check(&e, tripper);
 }
 
@@ -305,7 +321,7 @@ tripper_call(PyObject *self, PyObject *args, PyObject *kwargs)
     if (st == NULL) {
         return NULL;
     }
-    Eval e = {st, NULL, ctx, 0};
+    Eval e = {.st = st, .ctx = ctx};
     int result = builtin_check(&e, self);
     return result < 0 ? NULL : PyBool_FromLong(result);
 }
