@@ -1,0 +1,1 @@
+"""Real-process tests of the host-shared breaker, ``shared=HostMemory(...)``."""
