@@ -111,8 +111,11 @@ def _handler(slack: FakeSlack) -> type[BaseHTTPRequestHandler]:
             head = (
                 f"HTTP/1.1 {status} {self.responses[status][0]}\r\n"
                 "Content-Type: application/json; charset=utf-8\r\n"
+                "Connection: close\r\n"
                 f"Content-Length: {len(data)}\r\n\r\n"
             ).encode()
+            # Said in the head too, so that the client does not reuse the
+            # connection and race the server closing it.
             self.close_connection = True
             try:
                 for byte in head + data:
