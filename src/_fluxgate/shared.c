@@ -551,7 +551,7 @@ fg_shared_attach(FgState *st, PyObject *host_memory, const FgSegmentShape *shape
     PyObject *attach = PyObject_GetAttrString(host_memory, "_fluxgate_segment");
     if (attach == NULL) {
         if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            PyErr_Format(PyExc_TypeError, "shared must be a HostMemory or None, not %.200s",
+            PyErr_Format(PyExc_TypeError, "shared must be a HostMemory, a RedisFleet or None, not %.200s",
                          Py_TYPE(host_memory)->tp_name);
         }
         return NULL;
