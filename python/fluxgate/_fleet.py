@@ -46,7 +46,7 @@ _STATE_TTL_MS = 24 * 3600 * 1000
 # member id -> "expires_ms|generation|metric").
 # ARGV: member, generation, metric, ttl_ms, push (0/1), state, changed_at,
 # reopens, state_ttl_ms.
-# Returns {won, state, changed_at, reopens, generation, {metric...}} where
+# Returns {won (0, 1 made the state, 2 joined it as it is), state, changed_at, reopens, generation, {metric...}} where
 # each metric is "generation|metric" of another live member.
 _SCRIPT = """
 local t = redis.call('TIME')
@@ -71,9 +71,14 @@ if fgen == nil or (push and fgen == gen) then
   cur = {ARGV[6], ARGV[7], ARGV[8], tostring(fgen)}
   won = 1
 end
+-- A member that never joined, in the fleet's state, joins it as it is.
+if won == 0 and gen == 0 and not push and cur[1] == ARGV[6] then
+  gen = fgen
+  won = 2
+end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[9]))
 local mine = gen
-if won == 1 then
+if won > 0 then
   mine = fgen
 elseif push then
   mine = -1
@@ -368,9 +373,7 @@ class _Syncer:
         member.connected = member.ever_connected = True
         won, f_state, f_changed, f_reopens, f_gen = (_text(v) for v in reply[:5])
         generation = int(f_gen)
-        if won == "1" or (
-            member.generation == 0 and not push and f_state == _STATES[state]
-        ):
+        if won in ("1", "2"):
             # This member's state is the fleet's: it made the key, or joins
             # a fleet in the state it is in, window and all.
             member.generation = generation

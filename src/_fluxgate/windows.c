@@ -529,6 +529,9 @@ PyObject *
 fg_window_metric(FgState *st, PyObject *window)
 {
     Window *w = (Window *)window;
+    if (w->remote != NULL) {
+        fg_remote_expire(w->remote);
+    }
     PyObject *slow = fg_table_dict(&w->store.slow);
     if (slow == NULL) {
         return NULL;

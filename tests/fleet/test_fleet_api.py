@@ -1,0 +1,227 @@
+"""RedisFleet in one process: its arguments, its keys, the fleet metric, the
+sync thread's faults and forks. Breakers of one process that share a
+RedisFleet are members of one fleet (each its own member), as breakers of
+several hosts would be."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+import warnings
+from typing import Any
+
+import pytest
+
+from fluxgate import AsyncCircuitBreaker, CallNotPermittedError, CircuitBreaker
+from fluxgate.retries import Never
+from fluxgate.trippers import FailureRate, MinRequests
+from fluxgate.windows import CountWindow, TimeWindow
+
+pytestmark = pytest.mark.no_leakcheck("starts a redis-server")
+
+
+def fleet_of(server: Any, name: str = "payments", **kwargs: Any) -> Any:
+    from fluxgate.shared import RedisFleet
+
+    kwargs.setdefault("sync_interval", 60.0)
+    client = server.client(socket_timeout=0.5, socket_connect_timeout=0.5)
+    return RedisFleet(name, client, **kwargs)
+
+
+def boom() -> None:
+    raise ValueError("failure")
+
+
+def fail(breaker: CircuitBreaker, n: int) -> None:
+    for _ in range(n):
+        with pytest.raises((ValueError, CallNotPermittedError)):
+            breaker.call(boom)
+
+
+def test_arguments_are_checked(redis_server: Any) -> None:
+    from fluxgate.shared import RedisFleet
+
+    client = redis_server.client()
+    with pytest.raises(TypeError, match="client must be a synchronous redis.Redis"):
+        RedisFleet("payments", object())
+    with pytest.raises(TypeError, match="name must be a str"):
+        RedisFleet(1, client)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="name must be"):
+        RedisFleet("a{b}", client)
+    with pytest.raises(ValueError, match="prefix must be"):
+        RedisFleet("payments", client, prefix="")
+    with pytest.raises(TypeError, match="sync_interval must be a number"):
+        RedisFleet("payments", client, sync_interval="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sync_interval must be between"):
+        RedisFleet("payments", client, sync_interval=0)
+    with pytest.raises(TypeError, match="window must be a CountWindow or TimeWindow"):
+        CircuitBreaker(window=object(), shared=RedisFleet("payments", client))
+
+
+def test_a_client_without_socket_timeout_is_warned_about(redis_server: Any) -> None:
+    import redis
+
+    from fluxgate.shared import RedisFleet
+
+    with pytest.warns(RuntimeWarning, match="no socket_timeout"):
+        RedisFleet("payments", redis.Redis(port=redis_server.port))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RedisFleet("payments", redis.Redis(port=redis_server.port, socket_timeout=1))
+
+
+def test_without_redis_py_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fluxgate.shared import RedisFleet
+
+    monkeypatch.setitem(sys.modules, "redis", None)
+    with pytest.raises(ImportError, match=r"fluxgate\[redis\]"):
+        RedisFleet("payments", object())
+
+
+def test_keys_share_a_hash_tag_and_expire(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server, prefix="svc")
+    assert fleet.keys == ("{svc:payments}:state", "{svc:payments}:members")
+    breaker = CircuitBreaker(shared=fleet)
+    assert fleet.sync_now() is True
+    client = redis_server.client()
+    assert sorted(client.keys("*")) == sorted(k.encode() for k in fleet.keys)
+    for key in fleet.keys:
+        assert client.pttl(key) > 0
+    del breaker
+
+
+def test_the_fleet_metric_sums_the_members(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server)
+    tripper = MinRequests(100) & FailureRate(0.5)
+    a = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
+    b = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
+    fail(a, 3)
+    fail(b, 2)
+    assert a.info().metrics.total_count == 3
+    assert fleet.sync_now() and fleet.sync_now()
+    assert a.info().metrics.total_count == 5
+    assert a.info().metrics.failure_count == 5
+    assert b.info().metrics.total_count == 5
+    # Its own part is always its live one.
+    fail(a, 1)
+    assert a.info().metrics.total_count == 6
+
+
+def test_the_other_members_part_expires_when_sync_stops(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server, sync_interval=0.05)
+    a = CircuitBreaker(shared=fleet)
+    b = CircuitBreaker(shared=fleet)
+    fail(a, 3)
+    fail(b, 2)
+    assert fleet.sync_now() and fleet.sync_now()
+    assert a.info().metrics.total_count == 5
+    redis_server.pause()  # the sync thread hangs; calls do not
+    try:
+        # Three intervals after the last sync, the other member's part is
+        # dropped though no sync could run.
+        deadline = time.monotonic() + 30
+        while a.info().metrics.total_count != 3:
+            assert time.monotonic() < deadline, "the stale part was never dropped"
+            time.sleep(0.01)
+        fail(a, 1)
+        assert a.info().metrics.total_count == 4
+    finally:
+        redis_server.resume()
+
+
+def test_a_tripper_raising_after_a_sync_is_logged(
+    redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    fleet = fleet_of(redis_server)
+    armed = []
+
+    def tripper(ctx: Any) -> bool:
+        if armed:
+            raise RuntimeError("tripper broke")
+        return False
+
+    breaker = CircuitBreaker(tripper=tripper, shared=fleet)
+    breaker.call(int)
+    armed.append(True)
+    with caplog.at_level(logging.ERROR, logger="fluxgate"):
+        assert fleet.sync_now() is True
+    assert any("raised after a sync" in r.getMessage() for r in caplog.records)
+    assert breaker.info().state == "closed"
+
+
+def test_losing_redis_warns_once_and_once_when_back(
+    redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    fleet = fleet_of(redis_server)
+    breaker = CircuitBreaker(shared=fleet)
+    assert fleet.sync_now() is True
+    with caplog.at_level(logging.WARNING, logger="fluxgate"):
+        redis_server.kill()
+        assert fleet.sync_now() is False
+        assert fleet.sync_now() is False
+        breaker.call(int)  # calls go on
+        redis_server.start()
+        assert fleet.sync_now() is True
+        assert fleet.sync_now() is True
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("lost Redis" in m for m in messages) == 1
+    assert sum("reached Redis again" in m for m in messages) == 1
+    # Nothing of the connection (host, port) is logged.
+    assert not any(str(redis_server.port) in m for m in messages)
+
+
+def test_a_command_reaches_the_other_members(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server)
+    a = CircuitBreaker(shared=fleet)
+    b = CircuitBreaker(shared=fleet)
+    assert fleet.sync_now()
+    a.disable()
+    assert fleet.sync_now()
+    assert b.info().state == "disabled"
+
+
+def test_the_asyncio_breaker_joins_the_fleet(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server)
+    tripper = MinRequests(4) & FailureRate(0.5)
+
+    async def run() -> None:
+        a = AsyncCircuitBreaker(tripper=tripper, retry=Never(), shared=fleet)
+        b = AsyncCircuitBreaker(tripper=tripper, retry=Never(), shared=fleet)
+
+        async def aboom() -> None:
+            raise ValueError("failure")
+
+        for breaker in (a, b):
+            for _ in range(2):
+                with pytest.raises(ValueError):
+                    await breaker.call(aboom)
+        assert fleet.sync_now() and fleet.sync_now()
+        assert (await b.info()).state == "open" if asyncio.iscoroutinefunction(
+            b.info
+        ) else b.info().state == "open"
+        with pytest.raises(CallNotPermittedError):
+            await a.call(aboom)
+
+    asyncio.run(run())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_is_a_member_of_its_own(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server, name="forked")
+    breaker = CircuitBreaker(window=CountWindow(10), shared=fleet)
+    assert fleet.sync_now()
+    client = redis_server.client()
+    assert client.hlen(fleet.keys[1]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: its own member id, its own sync
+        code = 0 if fleet.sync_now() else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.hlen(fleet.keys[1]) == 2
+    del breaker
