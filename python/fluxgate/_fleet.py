@@ -24,7 +24,7 @@ import threading
 import uuid
 import warnings
 import weakref
-from typing import Any
+from typing import Any, cast
 
 from fluxgate import _fluxgate
 
@@ -156,14 +156,21 @@ class RedisFleet:
                 f"sync_interval must be between 0.01 and 3600 seconds, not {sync_interval!r}"
             )
         self._interval = interval
-        if not isinstance(client, redis.Redis):
+        clients: tuple[type, ...] = (redis.Redis,)
+        cluster = getattr(getattr(redis, "cluster", None), "RedisCluster", None)
+        if isinstance(cluster, type):
+            clients += (cluster,)
+        if not isinstance(client, clients):
             raise TypeError(
-                "client must be a synchronous redis.Redis (or redis.Redis.from_url(...)), "
-                f"not {type(client).__module__}.{type(client).__qualname__}"
+                "client must be a synchronous redis.Redis (or redis.Redis.from_url(...), "
+                "or a redis.cluster.RedisCluster), not "
+                f"{type(client).__module__}.{type(client).__qualname__}"
             )
-        self._client = client
-        pool = getattr(client, "connection_pool", None)
-        kwargs = getattr(pool, "connection_kwargs", {}) or {}
+        self._client: Any = cast(Any, client)
+        try:
+            kwargs = self._client.get_connection_kwargs() or {}
+        except Exception:
+            kwargs = {}
         if kwargs.get("socket_timeout") is None:
             warnings.warn(
                 f"RedisFleet({name!r}): the Redis client has no socket_timeout, so a "
