@@ -21,6 +21,7 @@ import math
 import os
 import re
 import threading
+import time
 import uuid
 import warnings
 import weakref
@@ -43,11 +44,12 @@ _TTL_INTERVALS = 3
 _STATE_TTL_MS = 24 * 3600 * 1000
 
 # KEYS[1] the fleet state (a hash), KEYS[2] the members (a hash of
-# member id -> "expires_ms|generation|metric").
+# member id -> "expires_ms|generation|probes|metric").
 # ARGV: member, generation, metric, ttl_ms, push (0/1), state, changed_at,
-# reopens, state_ttl_ms.
-# Returns {won (0, 1 made the state, 2 joined it as it is), state, changed_at, reopens, generation, {metric...}} where
-# each metric is "generation|metric" of another live member.
+# reopens, state_ttl_ms, probes wanted, probes held, probe budget.
+# Returns {won (0; 1 made the state; 2 joined it as it is), state,
+# changed_at, reopens, generation, {"generation|probes|metric" of each other
+# live member}, probes leased to this member}.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -73,7 +75,6 @@ if fgen == nil or (push and fgen == gen) then
 end
 -- A member that never joined, in the fleet's state, joins it as it is.
 if won == 0 and gen == 0 and not push and cur[1] == ARGV[6] then
-  gen = fgen
   won = 2
 end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[9]))
@@ -83,9 +84,11 @@ if won > 0 then
 elseif push then
   mine = -1
 end
-redis.call('HSET', KEYS[2], member, string.format('%d|%d|%s', now + ttl, mine, ARGV[3]))
+-- The other live members; expired ones are dropped.
 local all = redis.call('HGETALL', KEYS[2])
 local out = {}
+local leased = 0
+local current = 1
 for i = 1, #all, 2 do
   local v = all[i + 1]
   local bar = string.find(v, '|', 1, true)
@@ -93,11 +96,28 @@ for i = 1, #all, 2 do
   if expires == nil or expires < now then
     redis.call('HDEL', KEYS[2], all[i])
   elseif all[i] ~= member then
-    out[#out + 1] = string.sub(v, bar + 1)
+    local rest = string.sub(v, bar + 1)
+    out[#out + 1] = rest
+    local g, p = string.match(rest, '^(-?%d+)|(%d+)|')
+    if tonumber(g) == fgen then
+      current = current + 1
+      leased = leased + tonumber(p)
+    end
   end
 end
+-- HALF_OPEN probes: a share of the fleet's budget that others do not hold,
+-- and never less than what this member holds now.
+local held = tonumber(ARGV[11])
+local probes = held
+if mine == fgen and cur[1] == 'half_open' and tonumber(ARGV[10]) > 0 then
+  local budget = tonumber(ARGV[12])
+  local share = math.ceil(budget / current)
+  probes = math.max(held, math.min(tonumber(ARGV[10]), share, budget - leased))
+end
+redis.call('HSET', KEYS[2], member,
+           string.format('%d|%d|%d|%s', now + ttl, mine, probes, ARGV[3]))
 redis.call('PEXPIRE', KEYS[2], ttl)
-return {won, cur[1], cur[2], cur[3], cur[4], out}
+return {won, cur[1], cur[2], cur[3], cur[4], out, probes}
 """
 
 
@@ -222,6 +242,46 @@ class RedisFleet:
     def _fluxgate_fleet(self, breaker: Any) -> None:
         _syncer().join(self, breaker)
 
+    def _fluxgate_probe_lease(self, breaker: Any, budget: int) -> _Lease:
+        """The HALF_OPEN probes an AsyncCircuitBreaker's core may run, leased
+        from the fleet's budget of ``budget`` by the sync thread."""
+        return _syncer().lease(breaker, budget)
+
+
+class _Lease:
+    """The HALF_OPEN probes this member may run at once: the sync thread
+    sets ``granted`` from the fleet's budget; the asyncio breaker takes and
+    gives back probes. While Redis is lost, the member's own slots alone
+    bound its probes."""
+
+    __slots__ = ("granted", "held", "connected", "lock", "member")
+
+    def __init__(self, member: _Member) -> None:
+        self.granted = 0
+        self.held = 0
+        self.connected = False
+        self.lock = threading.Lock()
+        self.member = member
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.held < self.granted or not self.connected:
+                self.held += 1
+                return True
+        breaker = self.member.ref()
+        if breaker is None or _fluxgate._fleet_snapshot(breaker)[0] != 2:
+            # Not HALF_OPEN any more: the call goes on to be admitted again
+            # (and gives its slot back).
+            with self.lock:
+                self.held += 1
+            return True
+        _syncer().hurry(self.member)
+        return False
+
+    def release(self) -> None:
+        with self.lock:
+            self.held = max(self.held - 1, 0)
+
 
 class _Member:
     """One fleet breaker of this process, as its sync sees it."""
@@ -236,6 +296,9 @@ class _Member:
         "connected",
         "ever_connected",
         "due",
+        "budget",
+        "lease",
+        "hurried",
     )
 
     def __init__(self, fleet: RedisFleet, breaker: Any, member_id: str) -> None:
@@ -248,6 +311,9 @@ class _Member:
         self.connected = False
         self.ever_connected = False
         self.due = 0.0
+        self.budget = 0
+        self.lease = _Lease(self)
+        self.hurried = 0.0
 
 
 def _encode(count: int, failures: int, duration: float, slow: dict[float, int]) -> str:
@@ -290,6 +356,23 @@ class _Syncer:
             self._start()
         self.wake.set()
 
+    def lease(self, breaker: Any, budget: int) -> _Lease:
+        with self.lock:
+            for member in self.members:
+                if member.ref() is breaker:
+                    member.budget = budget
+                    return member.lease
+        raise ValueError("the breaker is not a member of a fleet")
+
+    def hurry(self, member: _Member) -> None:
+        """Sync this member soon, a probe waiting for its lease: at most once
+        an interval besides the regular syncs."""
+        now = time.monotonic()
+        if now - member.hurried >= member.fleet._interval:
+            member.hurried = now
+            member.due = 0.0
+            self.wake.set()
+
     def _start(self) -> None:
         if self.thread is None or not self.thread.is_alive():
             self.thread = threading.Thread(
@@ -303,8 +386,6 @@ class _Syncer:
             return list(self.members)
 
     def _run(self) -> None:
-        import time
-
         while True:
             members = self._live()
             if os.getpid() != self.pid:
@@ -347,6 +428,8 @@ class _Syncer:
         push = period != member.synced_period
         metric = _encode(count, failures, duration, dict(zip(member.thresholds, slow)))
         ttl_ms = int(fleet._interval * _TTL_INTERVALS * 1000)
+        lease = member.lease
+        wanted = member.budget if state == 2 else 0
         try:
             reply = fleet._client.eval(
                 _SCRIPT,
@@ -361,6 +444,9 @@ class _Syncer:
                 repr(changed_at),
                 reopens,
                 _STATE_TTL_MS,
+                wanted,
+                lease.held,
+                member.budget,
             )
         except Exception as error:  # redis-py's errors, OSError, timeouts
             if member.connected or not member.ever_connected:
@@ -372,12 +458,17 @@ class _Syncer:
                 )
             member.connected = False
             member.ever_connected = True
+            with lease.lock:
+                lease.connected = False
             return False
         if not member.connected and member.ever_connected:
             logger.warning(
                 "fluxgate: fleet breaker %r reached Redis again; resyncing", fleet._name
             )
         member.connected = member.ever_connected = True
+        with lease.lock:
+            lease.connected = True
+            lease.granted = int(reply[6])
         won, f_state, f_changed, f_reopens, f_gen = (_text(v) for v in reply[:5])
         generation = int(f_gen)
         if won in ("1", "2"):
@@ -402,6 +493,7 @@ class _Syncer:
         counts = [0] * len(member.thresholds)
         for item in reply[5]:
             gen_text, _, text = _text(item).partition("|")
+            text = text.partition("|")[2]  # after the probes leased
             if int(gen_text) != generation:
                 continue
             c, f, d, s = _decode(text)

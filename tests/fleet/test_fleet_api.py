@@ -225,3 +225,56 @@ def test_a_forked_child_is_a_member_of_its_own(redis_server: Any) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert client.hlen(fleet.keys[1]) == 2
     del breaker
+
+
+def test_the_fleet_probe_budget_holds_across_members(redis_server: Any) -> None:
+    from fluxgate.permits import All
+    from fluxgate.retries import Always
+
+    fleet = fleet_of(redis_server, name="probes", sync_interval=0.05)
+    tripper = MinRequests(2) & FailureRate(0.5)
+
+    async def run() -> None:
+        members = [
+            AsyncCircuitBreaker(
+                tripper=tripper, retry=Always(), permit=All(), max_half_open_calls=2,
+                shared=fleet,
+            )
+            for _ in range(2)
+        ]
+        assert fleet.sync_now()
+
+        async def aboom() -> None:
+            raise ValueError("failure")
+
+        for _ in range(2):
+            with pytest.raises(ValueError):
+                await members[0].call(aboom)
+        assert fleet.sync_now()
+        running = 0
+        most = 0
+        release = asyncio.Event()
+
+        async def probe() -> None:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await release.wait()
+            running -= 1
+
+        # Six probes, three on each member, against a budget of two.
+        probes = [
+            asyncio.ensure_future(member.call(probe)) for member in members for _ in range(3)
+        ]
+        deadline = time.monotonic() + 30
+        while running < 2:
+            assert time.monotonic() < deadline, "no probe ran"
+            await asyncio.sleep(0.01)
+        for _ in range(40):  # some twenty sync intervals
+            await asyncio.sleep(0.025)
+            assert running <= 2
+        release.set()
+        await asyncio.gather(*probes, return_exceptions=True)
+        assert most == 2
+
+    asyncio.run(run())
