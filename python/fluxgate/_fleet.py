@@ -534,6 +534,10 @@ class _Syncer:
             member.member_id = f"{self.process_id}-{self.joined}"
             member.connected = False
             member.due = 0.0
+            # The parent's probes are the parent's; the lease is asked anew.
+            member.lease.lock = threading.Lock()
+            member.lease.held = member.lease.granted = 0
+            member.lease.connected = False
         if any(m.ref() is not None for m in self.members):
             self._start()
 

@@ -278,3 +278,55 @@ def test_the_fleet_probe_budget_holds_across_members(redis_server: Any) -> None:
         assert most == 2
 
     asyncio.run(run())
+
+
+def test_a_transition_made_while_cut_off_is_pushed_only_if_the_fleet_did_not_move(
+    redis_server: Any,
+) -> None:
+    import redis
+
+    from fluxgate.shared import RedisFleet
+
+    def fleet() -> Any:
+        return RedisFleet("cut", redis_server.client(socket_timeout=0.5), sync_interval=60)
+
+    fleet_a, fleet_b = fleet(), fleet()
+    a, b = CircuitBreaker(shared=fleet_a), CircuitBreaker(shared=fleet_b)
+    assert fleet_a.sync_now() and fleet_b.sync_now()
+    connected = fleet_a._client
+    with socket_closed_port() as port:
+        fleet_a._client = redis.Redis(port=port, socket_timeout=0.2, socket_connect_timeout=0.2)
+        a.force_open()
+        assert fleet_a.sync_now() is False
+    fleet_a._client = connected
+    # The fleet did not move meanwhile: the member's transition is pushed.
+    assert fleet_a.sync_now() and fleet_b.sync_now()
+    assert b.info().state == "forced_open"
+
+    with socket_closed_port() as port:
+        fleet_a._client = redis.Redis(port=port, socket_timeout=0.2, socket_connect_timeout=0.2)
+        a.reset()
+        assert fleet_a.sync_now() is False
+        b.disable()  # the fleet moves meanwhile
+        assert fleet_b.sync_now()
+    fleet_a._client = connected
+    # It did: the member adopts the fleet's state instead.
+    assert fleet_a.sync_now()
+    assert a.info().state == "disabled"
+    assert fleet_b.sync_now()
+    assert b.info().state == "disabled"
+
+
+class socket_closed_port:
+    """A port on 127.0.0.1 that nothing listens on (while in the block)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))  # bound, never listening: refused
+        port: int = self.socket.getsockname()[1]
+        return port
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.socket.close()
