@@ -330,3 +330,40 @@ class socket_closed_port:
 
     def __exit__(self, *exc_info: object) -> None:
         self.socket.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_syncs_on_a_thread_of_its_own(redis_server: Any) -> None:
+    # gunicorn --preload: the breaker is built before the workers fork.
+    fleet = fleet_of(redis_server, name="preload", sync_interval=0.05)
+    tripper = MinRequests(5) & FailureRate(0.5)
+    breaker = CircuitBreaker(tripper=tripper, retry=Never(), shared=fleet)
+    assert fleet.sync_now()
+    client = redis_server.client()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the worker: it trips; its own sync thread tells the fleet
+        try:
+            for _ in range(5):
+                try:
+                    breaker.call(boom)
+                except ValueError:
+                    pass
+            deadline = time.monotonic() + 30
+            while client.hget(fleet.keys[0], "state") != b"open":
+                if time.monotonic() > deadline:
+                    os._exit(1)
+                time.sleep(0.01)
+            os._exit(0)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's sync thread adopts the worker's trip.
+    deadline = time.monotonic() + 30
+    while breaker.info().state != "open":
+        assert time.monotonic() < deadline, "the parent never adopted the trip"
+        time.sleep(0.01)
+    with pytest.raises(CallNotPermittedError):
+        breaker.call(int)
