@@ -367,3 +367,22 @@ def test_a_forked_child_syncs_on_a_thread_of_its_own(redis_server: Any) -> None:
         time.sleep(0.01)
     with pytest.raises(CallNotPermittedError):
         breaker.call(int)
+
+
+def test_slow_counts_are_summed_across_members(redis_server: Any) -> None:
+    from unittest import mock
+
+    from fluxgate.trippers import SlowRate
+
+    fleet = fleet_of(redis_server, name="slow")
+    tripper = MinRequests(4) & SlowRate(1.0, threshold=1.0)
+    a = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
+    b = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
+    for breaker in (a, b):
+        with mock.patch("time.perf_counter", side_effect=[10.0, 12.0, 20.0, 22.0]):
+            breaker.call(int)
+            breaker.call(int)
+    # Two slow calls of four in each member: MinRequests(4) holds only on
+    # the fleet's metric, where 4 of 4 calls are slow.
+    assert fleet.sync_now() and fleet.sync_now()
+    assert a.info().state == b.info().state == "open"
