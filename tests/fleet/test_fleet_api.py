@@ -31,6 +31,17 @@ def fleet_of(server: Any, name: str = "payments", **kwargs: Any) -> Any:
     return RedisFleet(name, client, **kwargs)
 
 
+def first_syncs_done() -> None:
+    """The sync thread syncs each new member at once; wait until it has, so
+    that the test decides every later sync (with sync_now)."""
+    from fluxgate._fleet import _syncer
+
+    deadline = time.monotonic() + 30
+    while any(m.due == 0.0 and m.ref() is not None for m in _syncer().members):
+        assert time.monotonic() < deadline, "the sync thread never ran"
+        time.sleep(0.001)
+
+
 def boom() -> None:
     raise ValueError("failure")
 
@@ -98,6 +109,7 @@ def test_the_fleet_metric_sums_the_members(redis_server: Any) -> None:
     tripper = MinRequests(100) & FailureRate(0.5)
     a = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
     b = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
+    first_syncs_done()
     fail(a, 3)
     fail(b, 2)
     assert a.info().metrics.total_count == 3
@@ -144,6 +156,7 @@ def test_a_tripper_raising_after_a_sync_is_logged(
         return False
 
     breaker = CircuitBreaker(tripper=tripper, shared=fleet)
+    first_syncs_done()
     breaker.call(int)
     armed.append(True)
     with caplog.at_level(logging.ERROR, logger="fluxgate"):
@@ -378,6 +391,7 @@ def test_slow_counts_are_summed_across_members(redis_server: Any) -> None:
     tripper = MinRequests(4) & SlowRate(1.0, threshold=1.0)
     a = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
     b = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
+    first_syncs_done()
     for breaker in (a, b):
         with mock.patch("time.perf_counter", side_effect=[10.0, 12.0, 20.0, 22.0]):
             breaker.call(int)
