@@ -387,6 +387,8 @@ class _Syncer:
 
     def _run(self) -> None:
         while True:
+            # Cleared before the round: a wake-up asked during it is kept.
+            self.wake.clear()
             members = self._live()
             if os.getpid() != self.pid:
                 return  # a forked child runs its own thread
@@ -398,7 +400,6 @@ class _Syncer:
                     member.due = now + member.fleet._interval
                 wait = min(wait, max(member.due - time.monotonic(), 0.0))
             self.wake.wait(wait)
-            self.wake.clear()
 
     def sync_fleet(self, fleet: RedisFleet) -> bool:
         ok = True

@@ -258,7 +258,9 @@ fleet_set_remote(PyObject *module, PyObject *args)
         r->totals.total_count = count;
         r->totals.failure_count = failures;
         r->totals.total_duration = duration;
-        memcpy(r->slow, slow, (size_t)r->n * sizeof(int64_t));
+        if (r->n > 0) {
+            memcpy(r->slow, slow, (size_t)r->n * sizeof(int64_t));
+        }
         r->deadline_ns = deadline;
         r->live = count > 0;
     }
