@@ -121,6 +121,11 @@ return {won, cur[1], cur[2], cur[3], cur[4], out, probes}
 """
 
 
+class NoSocketTimeoutWarning(UserWarning, RuntimeWarning):
+    """A RedisFleet's client has no socket_timeout: a hung server can stall
+    the process's fleet sync (never its calls) indefinitely."""
+
+
 def _check_name(what: str, value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
@@ -197,7 +202,7 @@ class RedisFleet:
                 "hung server can stall this process's fleet sync (never its calls) "
                 "indefinitely; pass socket_timeout= (and socket_connect_timeout=) "
                 "to redis.Redis",
-                RuntimeWarning,
+                NoSocketTimeoutWarning,
                 stacklevel=2,
             )
 

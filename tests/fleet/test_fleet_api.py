@@ -77,8 +77,10 @@ def test_a_client_without_socket_timeout_is_warned_about(redis_server: Any) -> N
 
     from fluxgate.shared import RedisFleet
 
-    with pytest.warns(RuntimeWarning, match="no socket_timeout"):
+    with pytest.warns(RuntimeWarning, match="no socket_timeout") as warned:
         RedisFleet("payments", redis.Redis(port=redis_server.port))
+    assert [w.category.__mro__[1:3] for w in warned] == [(UserWarning, RuntimeWarning)]
+    assert warned[0].filename == __file__
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         RedisFleet("payments", redis.Redis(port=redis_server.port, socket_timeout=1))
