@@ -137,3 +137,14 @@ def test_commands_per_interval_are_bounded(members: Any, redis_server: Any) -> N
     assert busy["cmdstat_eval"] == 5
     assert busy == idle
     assert sum(busy.values()) <= 5 * 8
+
+
+def test_three_members_trip_together_on_their_sync_threads(members: Any) -> None:
+    fleet = members(3, interval=0.1)
+    for member in fleet:
+        assert member.ask("fail 10") == 10
+    deadline = time.monotonic() + 30
+    while [m.ask("state") for m in fleet] != ["open"] * 3:
+        assert time.monotonic() < deadline, "the fleet never opened"
+        time.sleep(0.02)
+    assert [m.ask("call") for m in fleet] == ["refused"] * 3
