@@ -157,6 +157,38 @@ class _HostHalfOpenSlots:
         self._local._release()
 
 
+class _FleetHalfOpenSlots:
+    """The HALF_OPEN slots of a fleet breaker (``shared=RedisFleet(...)``).
+
+    A call first takes one of this process's slots, then one of the probes
+    this member leased from the fleet's budget of ``max_half_open_calls``
+    (``fluxgate._fleet``: the sync thread leases them in the background, so
+    no probe waits on Redis itself), polling with a backoff capped at 50 ms
+    while the lease is used up.
+    """
+
+    __slots__ = ("_lease", "_local")
+
+    def __init__(self, lease: Any, local: _HalfOpenSlots) -> None:
+        self._lease = lease
+        self._local = local
+
+    async def __aenter__(self) -> None:
+        await self._local.__aenter__()
+        try:
+            delay = 0.001
+            while not self._lease.take():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        except BaseException:
+            self._local._release()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lease.release()
+        self._local._release()
+
+
 # Which breakers' deliveries the current task is part of (a listener, or a
 # task it started), each with the depth of the signal being delivered.
 _delivering: contextvars.ContextVar[dict[_Delivery, int]] = contextvars.ContextVar(
@@ -467,11 +499,14 @@ class AsyncCircuitBreaker:
             max_half_open_calls if shared is not None else 0,
         )
         self._listeners: tuple[Callable[..., Any], ...] = self._core.listeners
-        self._slots: _HalfOpenSlots | _HostHalfOpenSlots = _HalfOpenSlots(
-            max_half_open_calls
+        self._slots: _HalfOpenSlots | _HostHalfOpenSlots | _FleetHalfOpenSlots = (
+            _HalfOpenSlots(max_half_open_calls)
         )
         if self._core.shared:
             self._slots = _HostHalfOpenSlots(self._core, self._slots)
+        elif hasattr(shared, "_fluxgate_probe_lease"):
+            lease = shared._fluxgate_probe_lease(self._core, max_half_open_calls)
+            self._slots = _FleetHalfOpenSlots(lease, self._slots)
         self._delivery = _Delivery(self._core, self._listeners)
 
     def __repr__(self) -> str:

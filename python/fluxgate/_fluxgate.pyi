@@ -73,6 +73,24 @@ def _segment_size(spec: bytes, /) -> int: ...
 def _describe_segment(mapping: object, /) -> dict[str, Any]: ...
 def _refresh_pid() -> None: ...
 def _boot_id() -> int: ...
+def _fleet_thresholds(breaker: object, /) -> tuple[float, ...]: ...
+def _fleet_snapshot(
+    breaker: object, /
+) -> tuple[int, int, float, int, int, int, float, tuple[int, ...]]: ...
+def _fleet_set_remote(
+    breaker: object,
+    period: int,
+    count: int,
+    failures: int,
+    total_duration: float,
+    slow_counts: tuple[int, ...],
+    ttl: float,
+    /,
+) -> bool: ...
+def _fleet_adopt(
+    breaker: object, period: int, state: int, changed_at: float, reopens: int, /
+) -> bool: ...
+def _fleet_evaluate(breaker: object, /) -> bool: ...
 
 # ---- breaker ----
 
@@ -80,6 +98,7 @@ _Window = Any  # a fluxgate.windows.Window, or any object with its three methods
 _Listener = Callable[[Signal], object]
 
 from fluxgate.shared import HostMemory as _HostMemory
+from fluxgate.shared import RedisFleet as _RedisFleet
 
 class CircuitBreaker:
     def __init__(
@@ -91,7 +110,7 @@ class CircuitBreaker:
         permit: Callable[[float], object] | None = None,
         listeners: Iterable[_Listener] = (),
         *,
-        shared: _HostMemory | None = None,
+        shared: _HostMemory | _RedisFleet | None = None,
     ) -> None: ...
     def call(self, func: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
     def call_with_fallback(

@@ -1,4 +1,5 @@
-"""One breaker for every process of a host: ``shared=HostMemory(...)``.
+"""One breaker for every process of a host: ``shared=HostMemory(...)``; one
+for a fleet of hosts: ``shared=RedisFleet(...)`` (``fluxgate._fleet``).
 
 A breaker built with ``shared=HostMemory("payments")`` keeps its state, its
 period, ``changed_at``, ``reopens``, the failure streak and its window in a
@@ -20,11 +21,12 @@ import time
 from typing import Any
 
 from fluxgate import _fluxgate
+from fluxgate._fleet import RedisFleet
 
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["HostMemory"]
+__all__ = ["HostMemory", "RedisFleet"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _PREFIX = "fluxgate-"

@@ -5,6 +5,7 @@
 
 #include "components.h"
 #include "shared.h"
+#include "fleet.h"
 
 int
 fg_require_callable(PyObject *obj, const char *name)
@@ -151,6 +152,39 @@ attach_shared(FgBreaker *cb, PyObject *shared, int64_t max_half_open)
     return 0;
 }
 
+/* Record into a private window of the kind and size the caller named,
+ * which also carries the other members' part of the fleet metric, and
+ * join the fleet: `join` (RedisFleet._fluxgate_fleet) registers the
+ * breaker with this process's sync thread. */
+static int
+attach_fleet(FgBreaker *cb, PyObject *join)
+{
+    FgState *st = cb->st;
+    int kind;
+    int64_t size;
+    if (fg_window_shape(st, cb->window, &kind, &size) < 0) {
+        return -1;
+    }
+    PyObject *type = kind == 0 ? st->CountWindow_Type : st->TimeWindow_Type;
+    PyObject *window = PyObject_CallFunction(type, "L", (long long)size);
+    if (window == NULL) {
+        return -1;
+    }
+    if (fg_fleet_attach_window(window, cb->slow_thresholds, cb->n_slow_thresholds) < 0) {
+        Py_DECREF(window);
+        return -1;
+    }
+    Py_SETREF(cb->window, window);
+    FgMachineState *ms = fg_machine_state(cb);
+    ms->state = FG_CLOSED;
+    if (fg_wall_time(st, &ms->changed_at) < 0) {
+        return -1;
+    }
+    PyObject *joined = PyObject_CallOneArg(join, (PyObject *)cb);
+    Py_XDECREF(joined);
+    return joined == NULL ? -1 : 0;
+}
+
 static int
 setup_components(FgBreaker *cb, PyObject *window, PyObject *tracker,
                  PyObject *tripper, PyObject *retry, PyObject *permit,
@@ -202,6 +236,15 @@ setup_components(FgBreaker *cb, PyObject *window, PyObject *tracker,
     }
     cb->window_pid = fg_getpid();
     if (shared != Py_None) {
+        PyObject *join;
+        if (PyObject_GetOptionalAttrString(shared, "_fluxgate_fleet", &join) < 0) {
+            return -1;
+        }
+        if (join != NULL) {
+            int rc = attach_fleet(cb, join);
+            Py_DECREF(join);
+            return rc;
+        }
         return attach_shared(cb, shared, max_half_open);
     }
     FgMachineState *ms = fg_machine_state(cb);

@@ -5,6 +5,7 @@
  * and type registration are in state.c). */
 #include "fluxgate.h"
 #include "shared.h"
+#include "fleet.h"
 
 /* ---- _bind ---------------------------------------------------------------*/
 
@@ -138,7 +139,8 @@ module_exec(PyObject *module)
         || fg_trippers_init(module, st) < 0 || fg_retries_init(module, st) < 0
         || fg_permits_init(module, st) < 0 || fg_breaker_init(module, st) < 0
         || fg_signatures_init(module, st) < 0
-        || PyModule_AddFunctions(module, fg_shared_functions) < 0) {
+        || PyModule_AddFunctions(module, fg_shared_functions) < 0
+        || PyModule_AddFunctions(module, fg_fleet_functions) < 0) {
         return -1;
     }
     st->process_token = fg_process_token(fg_getpid());

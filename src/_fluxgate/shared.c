@@ -633,7 +633,8 @@ fg_shared_attach(FgState *st, PyObject *host_memory, const FgSegmentShape *shape
     if (attach == NULL) {
         if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_AttributeError)) {
             PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "shared must be a HostMemory or None, not %.200s",
+            PyErr_Format(PyExc_TypeError,
+                         "shared must be a HostMemory, a RedisFleet or None, not %.200s",
                          Py_TYPE(host_memory)->tp_name);
         }
         return NULL;

@@ -408,6 +408,8 @@ fg_window_free(Window *w)
     free_records(w);
     fg_table_free(&w->store.slow);
     fg_scratch_free(&w->scratch);
+    fg_remote_free(w->remote);
+    w->remote = NULL;
 }
 
 void
@@ -468,6 +470,9 @@ fg_window_add(PyObject *window, int success, double duration,
     if (window_check_initialised(w) < 0) {
         return -1;
     }
+    if (w->remote != NULL) {
+        fg_remote_expire(w->remote);
+    }
     if (w->kind == COUNT_WINDOW) {
         return count_add(w, success, duration, slow_at, n_slow);
     }
@@ -477,7 +482,13 @@ fg_window_add(PyObject *window, int success, double duration,
 void
 fg_window_totals(PyObject *window, FgTotals *out)
 {
-    *out = ((Window *)window)->store.totals;
+    const Window *w = (const Window *)window;
+    *out = w->store.totals;
+    if (w->remote != NULL && w->remote->live) {
+        out->total_count += w->remote->totals.total_count;
+        out->failure_count += w->remote->totals.failure_count;
+        out->total_duration += w->remote->totals.total_duration;
+    }
 }
 
 int64_t
@@ -485,7 +496,16 @@ fg_window_slow_count(PyObject *window, double threshold)
 {
     const SlowTable *t = &((Window *)window)->store.slow;
     int e = table_find(t, threshold);
-    return e < 0 ? 0 : t->entries[e].count;
+    int64_t count = e < 0 ? 0 : t->entries[e].count;
+    const FgRemote *r = ((Window *)window)->remote;
+    if (r != NULL && r->live) {
+        for (Py_ssize_t i = 0; i < r->n; i++) {
+            if (r->thresholds[i] == threshold) {
+                count += r->slow[i];
+            }
+        }
+    }
+    return count;
 }
 
 void
@@ -494,6 +514,9 @@ fg_window_clear(PyObject *window)
     Window *w = (Window *)window;
     w->store.totals = (FgTotals){0, 0, 0.0};
     table_clear(&w->store.slow);
+    if (w->remote != NULL) {
+        w->remote->live = 0;
+    }
     if (w->kind == COUNT_WINDOW) {
         w->store.records.ring.head = 0;
     }
@@ -506,11 +529,19 @@ PyObject *
 fg_window_metric(FgState *st, PyObject *window)
 {
     Window *w = (Window *)window;
+    if (w->remote != NULL) {
+        fg_remote_expire(w->remote);
+    }
     PyObject *slow = fg_table_dict(&w->store.slow);
     if (slow == NULL) {
         return NULL;
     }
-    return fg_metric_new(st, w->store.totals.total_count,
-                         w->store.totals.total_duration,
-                         w->store.totals.failure_count, slow);
+    if (w->remote != NULL && w->remote->live && fg_remote_add_slow(w->remote, slow) < 0) {
+        Py_DECREF(slow);
+        return NULL;
+    }
+    FgTotals totals;
+    fg_window_totals(window, &totals);
+    return fg_metric_new(st, totals.total_count, totals.total_duration,
+                         totals.failure_count, slow);
 }

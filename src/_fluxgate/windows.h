@@ -265,6 +265,20 @@ typedef struct {
     } records;
 } WindowStore;
 
+/* The other members' part of a fleet breaker's metric (fleet.c): their
+ * summed totals and, for each of the breaker's slow thresholds, their summed
+ * slow count. The sync thread sets it; it counts until `deadline_ns` (a
+ * monotonic clock, fg_fleet_clock_ns) and is dropped by the next record
+ * after that, or by any clear of the window (a new period). */
+typedef struct {
+    FgTotals totals;
+    Py_ssize_t n;       /* the breaker's slow thresholds */
+    double *thresholds; /* n, ascending */
+    int64_t *slow;      /* n */
+    int64_t deadline_ns;
+    int live;
+} FgRemote;
+
 typedef struct {
     PyObject_HEAD
     WindowKind kind;
@@ -272,7 +286,14 @@ typedef struct {
     char external; /* the record arrays are in a shared segment (shared.h) */
     WindowStore store;
     SlowScratch scratch;
+    FgRemote *remote; /* a fleet breaker's private window only, else NULL */
 } Window;
+
+/* fleet.c: drop the remote part once its deadline has passed. */
+void fg_remote_expire(FgRemote *remote);
+void fg_remote_free(FgRemote *remote);
+/* Add the remote slow counts into a {threshold: count} dict. */
+int fg_remote_add_slow(const FgRemote *remote, PyObject *slow);
 
 static inline int
 window_check_initialised(const Window *w)

@@ -105,7 +105,7 @@ def test_import_fluxgate_does_not_import_fluxgate_shared() -> None:
     "value, type_name", [(object(), "object"), ("svc", "str"), (1, "int"), (HostMemory, "type")]
 )
 def test_shared_must_be_a_host_memory_or_none(breaker, value, type_name) -> None:
-    with pytest.raises(TypeError, match=f"shared must be a HostMemory or None, not {type_name}"):
+    with pytest.raises(TypeError, match=f"shared must be a HostMemory, a RedisFleet or None, not {type_name}"):
         breaker(shared=value)
 
 

@@ -1,0 +1,404 @@
+"""RedisFleet in one process: its arguments, its keys, the fleet metric, the
+sync thread's faults and forks. Breakers of one process that share a
+RedisFleet are members of one fleet (each its own member), as breakers of
+several hosts would be."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+import warnings
+from typing import Any
+
+import pytest
+
+from fluxgate import AsyncCircuitBreaker, CallNotPermittedError, CircuitBreaker
+from fluxgate.retries import Never
+from fluxgate.trippers import FailureRate, MinRequests
+from fluxgate.windows import CountWindow, TimeWindow
+
+pytestmark = pytest.mark.no_leakcheck("starts a redis-server")
+
+
+def fleet_of(server: Any, name: str = "payments", **kwargs: Any) -> Any:
+    from fluxgate.shared import RedisFleet
+
+    kwargs.setdefault("sync_interval", 60.0)
+    client = server.client(socket_timeout=0.5, socket_connect_timeout=0.5)
+    return RedisFleet(name, client, **kwargs)
+
+
+def first_syncs_done() -> None:
+    """The sync thread syncs each new member at once; wait until it has, so
+    that the test decides every later sync (with sync_now)."""
+    from fluxgate._fleet import _syncer
+
+    deadline = time.monotonic() + 30
+    while any(m.due == 0.0 and m.ref() is not None for m in _syncer().members):
+        assert time.monotonic() < deadline, "the sync thread never ran"
+        time.sleep(0.001)
+
+
+def boom() -> None:
+    raise ValueError("failure")
+
+
+def fail(breaker: CircuitBreaker, n: int) -> None:
+    for _ in range(n):
+        with pytest.raises((ValueError, CallNotPermittedError)):
+            breaker.call(boom)
+
+
+def test_arguments_are_checked(redis_server: Any) -> None:
+    from fluxgate.shared import RedisFleet
+
+    client = redis_server.client()
+    with pytest.raises(TypeError, match="client must be a synchronous redis.Redis"):
+        RedisFleet("payments", object())
+    with pytest.raises(TypeError, match="name must be a str"):
+        RedisFleet(1, client)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="name must be"):
+        RedisFleet("a{b}", client)
+    with pytest.raises(ValueError, match="prefix must be"):
+        RedisFleet("payments", client, prefix="")
+    with pytest.raises(TypeError, match="sync_interval must be a number"):
+        RedisFleet("payments", client, sync_interval="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sync_interval must be between"):
+        RedisFleet("payments", client, sync_interval=0)
+    with pytest.raises(TypeError, match="window must be a CountWindow or TimeWindow"):
+        CircuitBreaker(window=object(), shared=RedisFleet("payments", client))
+
+
+def test_a_client_without_socket_timeout_is_warned_about(redis_server: Any) -> None:
+    import redis
+
+    from fluxgate.shared import RedisFleet
+
+    with pytest.warns(RuntimeWarning, match="no socket_timeout") as warned:
+        RedisFleet("payments", redis.Redis(port=redis_server.port))
+    assert [w.category.__mro__[1:3] for w in warned] == [(UserWarning, RuntimeWarning)]
+    assert warned[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RedisFleet("payments", redis.Redis(port=redis_server.port, socket_timeout=1))
+
+
+def test_without_redis_py_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fluxgate.shared import RedisFleet
+
+    monkeypatch.setitem(sys.modules, "redis", None)
+    with pytest.raises(ImportError, match=r"fluxgate\[redis\]"):
+        RedisFleet("payments", object())
+
+
+def test_keys_share_a_hash_tag_and_expire(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server, prefix="svc")
+    assert fleet.keys == ("{svc:payments}:state", "{svc:payments}:members")
+    breaker = CircuitBreaker(shared=fleet)
+    assert fleet.sync_now() is True
+    client = redis_server.client()
+    assert sorted(client.keys("*")) == sorted(k.encode() for k in fleet.keys)
+    for key in fleet.keys:
+        assert client.pttl(key) > 0
+    del breaker
+
+
+def test_the_fleet_metric_sums_the_members(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server)
+    tripper = MinRequests(100) & FailureRate(0.5)
+    a = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
+    b = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
+    first_syncs_done()
+    fail(a, 3)
+    fail(b, 2)
+    assert a.info().metrics.total_count == 3
+    assert fleet.sync_now() and fleet.sync_now()
+    assert a.info().metrics.total_count == 5
+    assert a.info().metrics.failure_count == 5
+    assert b.info().metrics.total_count == 5
+    # Its own part is always its live one.
+    fail(a, 1)
+    assert a.info().metrics.total_count == 6
+
+
+def test_the_other_members_part_expires_when_sync_stops(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server, sync_interval=0.05)
+    a = CircuitBreaker(shared=fleet)
+    b = CircuitBreaker(shared=fleet)
+    fail(a, 3)
+    fail(b, 2)
+    assert fleet.sync_now() and fleet.sync_now()
+    assert a.info().metrics.total_count == 5
+    redis_server.pause()  # the sync thread hangs; calls do not
+    try:
+        # Three intervals after the last sync, the other member's part is
+        # dropped though no sync could run.
+        deadline = time.monotonic() + 30
+        while a.info().metrics.total_count != 3:
+            assert time.monotonic() < deadline, "the stale part was never dropped"
+            time.sleep(0.01)
+        fail(a, 1)
+        assert a.info().metrics.total_count == 4
+    finally:
+        redis_server.resume()
+
+
+def test_a_tripper_raising_after_a_sync_is_logged(
+    redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    fleet = fleet_of(redis_server)
+    armed = []
+
+    def tripper(ctx: Any) -> bool:
+        if armed:
+            raise RuntimeError("tripper broke")
+        return False
+
+    breaker = CircuitBreaker(tripper=tripper, shared=fleet)
+    first_syncs_done()
+    breaker.call(int)
+    armed.append(True)
+    with caplog.at_level(logging.ERROR, logger="fluxgate"):
+        assert fleet.sync_now() is True
+    assert any("raised after a sync" in r.getMessage() for r in caplog.records)
+    assert breaker.info().state == "closed"
+
+
+def test_losing_redis_warns_once_and_once_when_back(
+    redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    fleet = fleet_of(redis_server)
+    breaker = CircuitBreaker(shared=fleet)
+    assert fleet.sync_now() is True
+    with caplog.at_level(logging.WARNING, logger="fluxgate"):
+        redis_server.kill()
+        assert fleet.sync_now() is False
+        assert fleet.sync_now() is False
+        breaker.call(int)  # calls go on
+        redis_server.start()
+        assert fleet.sync_now() is True
+        assert fleet.sync_now() is True
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("lost Redis" in m for m in messages) == 1
+    assert sum("reached Redis again" in m for m in messages) == 1
+    # Nothing of the connection (host, port) is logged.
+    assert not any(str(redis_server.port) in m for m in messages)
+
+
+def test_a_command_reaches_the_other_members(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server)
+    a = CircuitBreaker(shared=fleet)
+    b = CircuitBreaker(shared=fleet)
+    assert fleet.sync_now()
+    a.disable()
+    assert fleet.sync_now()
+    assert b.info().state == "disabled"
+
+
+def test_the_asyncio_breaker_joins_the_fleet(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server)
+    tripper = MinRequests(4) & FailureRate(0.5)
+
+    async def run() -> None:
+        a = AsyncCircuitBreaker(tripper=tripper, retry=Never(), shared=fleet)
+        b = AsyncCircuitBreaker(tripper=tripper, retry=Never(), shared=fleet)
+
+        async def aboom() -> None:
+            raise ValueError("failure")
+
+        for breaker in (a, b):
+            for _ in range(2):
+                with pytest.raises(ValueError):
+                    await breaker.call(aboom)
+        assert fleet.sync_now() and fleet.sync_now()
+        assert (await b.info()).state == "open" if asyncio.iscoroutinefunction(
+            b.info
+        ) else b.info().state == "open"
+        with pytest.raises(CallNotPermittedError):
+            await a.call(aboom)
+
+    asyncio.run(run())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_is_a_member_of_its_own(redis_server: Any) -> None:
+    fleet = fleet_of(redis_server, name="forked")
+    breaker = CircuitBreaker(window=CountWindow(10), shared=fleet)
+    assert fleet.sync_now()
+    client = redis_server.client()
+    assert client.hlen(fleet.keys[1]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: its own member id, its own sync
+        code = 0 if fleet.sync_now() else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.hlen(fleet.keys[1]) == 2
+    del breaker
+
+
+def test_the_fleet_probe_budget_holds_across_members(redis_server: Any) -> None:
+    from fluxgate.permits import All
+    from fluxgate.retries import Always
+
+    fleet = fleet_of(redis_server, name="probes", sync_interval=0.05)
+    tripper = MinRequests(2) & FailureRate(0.5)
+
+    async def run() -> None:
+        members = [
+            AsyncCircuitBreaker(
+                tripper=tripper, retry=Always(), permit=All(), max_half_open_calls=2,
+                shared=fleet,
+            )
+            for _ in range(2)
+        ]
+        assert fleet.sync_now()
+
+        async def aboom() -> None:
+            raise ValueError("failure")
+
+        for _ in range(2):
+            with pytest.raises(ValueError):
+                await members[0].call(aboom)
+        assert fleet.sync_now()
+        running = 0
+        most = 0
+        release = asyncio.Event()
+
+        async def probe() -> None:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await release.wait()
+            running -= 1
+
+        # Six probes, three on each member, against a budget of two.
+        probes = [
+            asyncio.ensure_future(member.call(probe)) for member in members for _ in range(3)
+        ]
+        deadline = time.monotonic() + 30
+        while running < 2:
+            assert time.monotonic() < deadline, "no probe ran"
+            await asyncio.sleep(0.01)
+        for _ in range(40):  # some twenty sync intervals
+            await asyncio.sleep(0.025)
+            assert running <= 2
+        release.set()
+        await asyncio.gather(*probes, return_exceptions=True)
+        assert most == 2
+
+    asyncio.run(run())
+
+
+def test_a_transition_made_while_cut_off_is_pushed_only_if_the_fleet_did_not_move(
+    redis_server: Any,
+) -> None:
+    import redis
+
+    from fluxgate.shared import RedisFleet
+
+    def fleet() -> Any:
+        return RedisFleet("cut", redis_server.client(socket_timeout=0.5), sync_interval=60)
+
+    fleet_a, fleet_b = fleet(), fleet()
+    a, b = CircuitBreaker(shared=fleet_a), CircuitBreaker(shared=fleet_b)
+    assert fleet_a.sync_now() and fleet_b.sync_now()
+    connected = fleet_a._client
+    with socket_closed_port() as port:
+        fleet_a._client = redis.Redis(port=port, socket_timeout=0.2, socket_connect_timeout=0.2)
+        a.force_open()
+        assert fleet_a.sync_now() is False
+    fleet_a._client = connected
+    # The fleet did not move meanwhile: the member's transition is pushed.
+    assert fleet_a.sync_now() and fleet_b.sync_now()
+    assert b.info().state == "forced_open"
+
+    with socket_closed_port() as port:
+        fleet_a._client = redis.Redis(port=port, socket_timeout=0.2, socket_connect_timeout=0.2)
+        a.reset()
+        assert fleet_a.sync_now() is False
+        b.disable()  # the fleet moves meanwhile
+        assert fleet_b.sync_now()
+    fleet_a._client = connected
+    # It did: the member adopts the fleet's state instead.
+    assert fleet_a.sync_now()
+    assert a.info().state == "disabled"
+    assert fleet_b.sync_now()
+    assert b.info().state == "disabled"
+
+
+class socket_closed_port:
+    """A port on 127.0.0.1 that nothing listens on (while in the block)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))  # bound, never listening: refused
+        port: int = self.socket.getsockname()[1]
+        return port
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.socket.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_syncs_on_a_thread_of_its_own(redis_server: Any) -> None:
+    # gunicorn --preload: the breaker is built before the workers fork.
+    fleet = fleet_of(redis_server, name="preload", sync_interval=0.05)
+    tripper = MinRequests(5) & FailureRate(0.5)
+    breaker = CircuitBreaker(tripper=tripper, retry=Never(), shared=fleet)
+    assert fleet.sync_now()
+    client = redis_server.client()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the worker: it trips; its own sync thread tells the fleet
+        try:
+            for _ in range(5):
+                try:
+                    breaker.call(boom)
+                except ValueError:
+                    pass
+            deadline = time.monotonic() + 30
+            while client.hget(fleet.keys[0], "state") != b"open":
+                if time.monotonic() > deadline:
+                    os._exit(1)
+                time.sleep(0.01)
+            os._exit(0)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's sync thread adopts the worker's trip.
+    deadline = time.monotonic() + 30
+    while breaker.info().state != "open":
+        assert time.monotonic() < deadline, "the parent never adopted the trip"
+        time.sleep(0.01)
+    with pytest.raises(CallNotPermittedError):
+        breaker.call(int)
+
+
+def test_slow_counts_are_summed_across_members(redis_server: Any) -> None:
+    from unittest import mock
+
+    from fluxgate.trippers import SlowRate
+
+    fleet = fleet_of(redis_server, name="slow")
+    tripper = MinRequests(4) & SlowRate(1.0, threshold=1.0)
+    a = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
+    b = CircuitBreaker(window=TimeWindow(60), tripper=tripper, shared=fleet)
+    first_syncs_done()
+    for breaker in (a, b):
+        with mock.patch("time.perf_counter", side_effect=[10.0, 12.0, 20.0, 22.0]):
+            breaker.call(int)
+            breaker.call(int)
+    # Two slow calls of four in each member: MinRequests(4) holds only on
+    # the fleet's metric, where 4 of 4 calls are slow.
+    assert fleet.sync_now() and fleet.sync_now()
+    assert a.info().state == b.info().state == "open"
