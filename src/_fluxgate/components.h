@@ -183,6 +183,10 @@ void fg_window_save(PyObject *window, void *image);
 /* Recompute the totals and threshold counts from the records, after a
  * process died while changing them. */
 void fg_window_rebuild(PyObject *window);
+/* Give a fleet breaker's private native window (made for it) the other
+ * members' part of the metric, for the breaker's sorted slow thresholds
+ * (window_remote.c; fleet.c sets it). */
+int fg_fleet_attach_window(PyObject *window, const double *thresholds, Py_ssize_t n);
 
 /* ---- Trippers (trippers.c) -----------------------------------------------
  * tripper(ctx) -> bool. The input names the metric either as a native window

@@ -268,7 +268,7 @@ typedef struct {
 /* The other members' part of a fleet breaker's metric (fleet.c): their
  * summed totals and, for each of the breaker's slow thresholds, their summed
  * slow count. The sync thread sets it; it counts until `deadline_ns` (a
- * monotonic clock, fg_fleet_clock_ns) and is dropped by the next record
+ * monotonic clock, fg_remote_clock_ns) and is dropped by the next record
  * after that, or by any clear of the window (a new period). */
 typedef struct {
     FgTotals totals;
@@ -289,7 +289,9 @@ typedef struct {
     FgRemote *remote; /* a fleet breaker's private window only, else NULL */
 } Window;
 
-/* fleet.c: drop the remote part once its deadline has passed. */
+/* window_remote.c: the clock of the remote part's deadline; drop the part
+ * once that has passed; give a window one (a fleet breaker's). */
+int64_t fg_remote_clock_ns(void);
 void fg_remote_expire(FgRemote *remote);
 void fg_remote_free(FgRemote *remote);
 /* Add the remote slow counts into a {threshold: count} dict. */
