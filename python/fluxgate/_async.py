@@ -127,25 +127,31 @@ class _HalfOpenSlots:
 _MAX_SHARED_SLOTS = 1_000_000
 
 
-class _HostHalfOpenSlots:
-    """The HALF_OPEN slots of a breaker shared by the processes of a host.
+class _SharedHalfOpenSlots:
+    """The HALF_OPEN slots of a breaker shared beyond this process.
 
     A call first takes one of this process's slots (a release here wakes a
-    waiter here at once), then one of the host's, polling with a backoff
-    capped at 50 ms while other processes hold them all.
+    waiter here at once), then one of the shared ones with ``take()``,
+    polling with a backoff capped at 50 ms while none is free: a host-wide
+    slot of a ``HostMemory`` segment, or a probe this member leased from a
+    ``RedisFleet``'s budget (its sync thread leases them in the background,
+    so no probe waits on Redis itself).
     """
 
-    __slots__ = ("_core", "_local")
+    __slots__ = ("_take", "_release", "_local")
 
-    def __init__(self, core: Any, local: _HalfOpenSlots) -> None:
-        self._core = core
+    def __init__(
+        self, take: Callable[[], bool], release: Callable[[], object], local: _HalfOpenSlots
+    ) -> None:
+        self._take = take
+        self._release = release
         self._local = local
 
     async def __aenter__(self) -> None:
         await self._local.__aenter__()
         try:
             delay = 0.001
-            while not self._core.take_host_slot():
+            while not self._take():
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
         except BaseException:
@@ -153,39 +159,7 @@ class _HostHalfOpenSlots:
             raise
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._core.release_host_slot()
-        self._local._release()
-
-
-class _FleetHalfOpenSlots:
-    """The HALF_OPEN slots of a fleet breaker (``shared=RedisFleet(...)``).
-
-    A call first takes one of this process's slots, then one of the probes
-    this member leased from the fleet's budget of ``max_half_open_calls``
-    (``fluxgate._fleet``: the sync thread leases them in the background, so
-    no probe waits on Redis itself), polling with a backoff capped at 50 ms
-    while the lease is used up.
-    """
-
-    __slots__ = ("_lease", "_local")
-
-    def __init__(self, lease: Any, local: _HalfOpenSlots) -> None:
-        self._lease = lease
-        self._local = local
-
-    async def __aenter__(self) -> None:
-        await self._local.__aenter__()
-        try:
-            delay = 0.001
-            while not self._lease.take():
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.05)
-        except BaseException:
-            self._local._release()
-            raise
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._lease.release()
+        self._release()
         self._local._release()
 
 
@@ -499,14 +473,16 @@ class AsyncCircuitBreaker:
             max_half_open_calls if shared is not None else 0,
         )
         self._listeners: tuple[Callable[..., Any], ...] = self._core.listeners
-        self._slots: _HalfOpenSlots | _HostHalfOpenSlots | _FleetHalfOpenSlots = (
+        self._slots: _HalfOpenSlots | _SharedHalfOpenSlots = (
             _HalfOpenSlots(max_half_open_calls)
         )
         if self._core.shared:
-            self._slots = _HostHalfOpenSlots(self._core, self._slots)
+            self._slots = _SharedHalfOpenSlots(
+                self._core.take_host_slot, self._core.release_host_slot, self._slots
+            )
         elif hasattr(shared, "_fluxgate_probe_lease"):
             lease = shared._fluxgate_probe_lease(self._core, max_half_open_calls)
-            self._slots = _FleetHalfOpenSlots(lease, self._slots)
+            self._slots = _SharedHalfOpenSlots(lease.take, lease.release, self._slots)
         self._delivery = _Delivery(self._core, self._listeners)
 
     def __repr__(self) -> str:
