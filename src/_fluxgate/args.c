@@ -60,6 +60,21 @@ fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index)
     return 0;
 }
 
+PyObject *
+fg_tuple_of_doubles(const double *values, Py_ssize_t n)
+{
+    PyObject *tuple = PyTuple_New(n);
+    for (Py_ssize_t i = 0; tuple != NULL && i < n; i++) {
+        PyObject *value = PyFloat_FromDouble(values[i]);
+        if (value == NULL) {
+            Py_CLEAR(tuple);
+            break;
+        }
+        PyTuple_SET_ITEM(tuple, i, value);
+    }
+    return tuple;
+}
+
 int
 fg_as_int64(PyObject *obj, const char *what, int64_t *out)
 {

@@ -61,16 +61,7 @@ fleet_thresholds(PyObject *module, PyObject *obj)
         return NULL;
     }
     FgRemote *r = remote_of(cb);
-    PyObject *out = PyTuple_New(r->n);
-    for (Py_ssize_t i = 0; out != NULL && i < r->n; i++) {
-        PyObject *f = PyFloat_FromDouble(r->thresholds[i]);
-        if (f == NULL) {
-            Py_CLEAR(out);
-            break;
-        }
-        PyTuple_SET_ITEM(out, i, f);
-    }
-    return out;
+    return fg_tuple_of_doubles(r->thresholds, r->n);
 }
 
 /* _fleet_snapshot(breaker) -> (state, period, changed_at, reopens, count,

@@ -82,6 +82,8 @@ int fg_as_real(PyObject *obj, const char *what, double *out);
  * also returned there (a new reference). -1 with an exception when
  * __index__ fails. */
 int fg_index(PyObject *obj, long long *value, int *overflow, PyObject **index);
+/* A tuple of floats from n doubles. */
+PyObject *fg_tuple_of_doubles(const double *values, Py_ssize_t n);
 /* An integer through __index__; TypeError naming `what` otherwise. */
 int fg_as_int64(PyObject *obj, const char *what, int64_t *out);
 

@@ -108,17 +108,9 @@ describe_window(int64_t kind, int64_t size)
 static PyObject *
 describe_thresholds(const double *t, int64_t n)
 {
-    PyObject *items = PyTuple_New((Py_ssize_t)n);
+    PyObject *items = fg_tuple_of_doubles(t, (Py_ssize_t)n);
     if (items == NULL) {
         return NULL;
-    }
-    for (Py_ssize_t i = 0; i < (Py_ssize_t)n; i++) {
-        PyObject *f = PyFloat_FromDouble(t[i]);
-        if (f == NULL) {
-            Py_DECREF(items);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(items, i, f);
     }
     PyObject *text = PyObject_Repr(items);
     Py_DECREF(items);
@@ -729,15 +721,7 @@ describe_segment(PyObject *module, PyObject *mapping)
     uint64_t seq = __atomic_load_n(&h->sequence, __ATOMIC_ACQUIRE);
     FgMachineState ms;
     memcpy(&ms, (char *)h + h->commit_offset + (seq & 1) * h->commit_size, sizeof ms);
-    PyObject *thresholds = PyTuple_New((Py_ssize_t)h->n_thresholds);
-    for (Py_ssize_t i = 0; thresholds != NULL && i < (Py_ssize_t)h->n_thresholds; i++) {
-        PyObject *f = PyFloat_FromDouble(thresholds_of(h)[i]);
-        if (f == NULL) {
-            Py_CLEAR(thresholds);
-            break;
-        }
-        PyTuple_SET_ITEM(thresholds, i, f);
-    }
+    PyObject *thresholds = fg_tuple_of_doubles(thresholds_of(h), (Py_ssize_t)h->n_thresholds);
     if (thresholds != NULL) {
         result = Py_BuildValue(
             "{s:s,s:L,s:O,s:O,s:L,s:O,s:d,s:L,s:K}", "window_kind",
