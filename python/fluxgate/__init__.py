@@ -21,9 +21,18 @@ from fluxgate import (  # noqa: E402
     trippers as trippers,
     windows as windows,
 )
+import os as _os  # noqa: E402
+
+from fluxgate import _fluxgate  # noqa: E402
 from fluxgate._signatures import install as _install_signatures  # noqa: E402
 
 _install_signatures()
 del _install_signatures
+
+# A child forked while threads used a breaker frees the breaker locks that
+# went to threads it does not have (free-threaded builds; see fork.h).
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_fluxgate._release_after_fork)
+del _os
 
 __all__ = ["AsyncCircuitBreaker", "CallNotPermittedError", "CircuitBreaker", "State"]

@@ -102,6 +102,9 @@ typedef struct {
     long window_pid;
 
     PyObject *weakreflist;
+#ifdef Py_GIL_DISABLED
+    FgForkLink fork_link; /* on the module's list of breakers (fork.h) */
+#endif
 } FgBreaker;
 
 /* ---- the storage and its locks --------------------------------------------*/

@@ -6,6 +6,7 @@
 #include "components.h"
 #include "shared.h"
 #include "fleet.h"
+#include "fork.h"
 
 int
 fg_require_callable(PyObject *obj, const char *name)
@@ -297,6 +298,7 @@ fg_machine_alloc(PyTypeObject *type)
     FgBreaker *cb = (FgBreaker *)type->tp_alloc(type, 0);
     if (cb != NULL) {
         cb->st = st;
+        fg_fork_track(st, &cb->fork_link, (PyObject *)cb, &cb->window);
     }
     return cb;
 }
@@ -335,6 +337,7 @@ fg_machine_tp_dealloc(PyObject *self)
     FgBreaker *cb = (FgBreaker *)self;
     PyTypeObject *type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    fg_fork_untrack(cb->st, &cb->fork_link);
     if (cb->weakreflist != NULL) {
         PyObject_ClearWeakRefs(self);
     }

@@ -6,6 +6,7 @@
 #include "fluxgate.h"
 #include "shared.h"
 #include "fleet.h"
+#include "fork.h"
 
 /* ---- _bind ---------------------------------------------------------------*/
 
@@ -140,7 +141,8 @@ module_exec(PyObject *module)
         || fg_permits_init(module, st) < 0 || fg_breaker_init(module, st) < 0
         || fg_signatures_init(module, st) < 0
         || PyModule_AddFunctions(module, fg_shared_functions) < 0
-        || PyModule_AddFunctions(module, fg_fleet_functions) < 0) {
+        || PyModule_AddFunctions(module, fg_fleet_functions) < 0
+        || PyModule_AddFunctions(module, fg_fork_functions) < 0) {
         return -1;
     }
     st->process_token = fg_process_token(fg_getpid());

@@ -141,6 +141,15 @@ typedef struct {
     int n;
 } FgValueLayout;
 
+/* One breaker on its module's list of breakers (fork.h); `owner` and
+ * `*companion` (its window, read when the list is walked) are the objects
+ * whose locks a forked child frees. */
+typedef struct FgForkLink {
+    struct FgForkLink *prev, *next;
+    PyObject *owner;
+    PyObject **companion;
+} FgForkLink;
+
 typedef struct FgState {
 #define FG_DECLARE_FIELD(name) PyObject *name;
     FG_STATE_OBJECTS(FG_DECLARE_FIELD)
@@ -172,6 +181,11 @@ typedef struct FgState {
     FgValueLayout signal_layout;
     FgValueLayout call_context_layout;
     FgValueLayout info_layout;
+#ifdef Py_GIL_DISABLED
+    /* Every breaker of this module, for a forked child (fork.h). */
+    PyMutex fork_lock;
+    FgForkLink fork_breakers;
+#endif
 } FgState;
 
 /* The extension's module definition (module.c). Units use only its address:

@@ -16,13 +16,6 @@ from typing import Any
 import pytest
 
 from fluxgate import AsyncCircuitBreaker, CallNotPermittedError, CircuitBreaker
-
-# A child forked while the fleet's sync thread runs can deadlock on a
-# free-threaded build (a known gap, CHANGELOG): those tests run on GIL builds.
-_FORK_WHILE_SYNCING = pytest.mark.skipif(
-    not getattr(sys, "_is_gil_enabled", lambda: True)(),
-    reason="forking while a fleet syncs can deadlock the child on free-threaded builds",
-)
 from fluxgate.retries import Never
 from fluxgate.trippers import FailureRate, MinRequests
 from fluxgate.windows import CountWindow, TimeWindow
@@ -230,7 +223,6 @@ def test_the_asyncio_breaker_joins_the_fleet(redis_server: Any) -> None:
     asyncio.run(run())
 
 
-@_FORK_WHILE_SYNCING
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_is_a_member_of_its_own(redis_server: Any) -> None:
     fleet = fleet_of(redis_server, name="forked")
@@ -355,7 +347,6 @@ class socket_closed_port:
         self.socket.close()
 
 
-@_FORK_WHILE_SYNCING
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_syncs_on_a_thread_of_its_own(redis_server: Any) -> None:
     # gunicorn --preload: the breaker is built before the workers fork.
