@@ -52,7 +52,14 @@ record_locked(FgBreaker *cb, int native_window, uint64_t period, int success,
                          timestamp) < 0) {
         return -1;
     }
-    ms->consecutive_failures = success ? 0 : ms->consecutive_failures + 1;
+    /* Written only when it changes: an unchanged line stays shared by the
+     * threads calling this breaker. */
+    if (!success) {
+        ms->consecutive_failures++;
+    }
+    else if (ms->consecutive_failures != 0) {
+        ms->consecutive_failures = 0;
+    }
     if (!evaluate || (ms->state != FG_CLOSED && ms->state != FG_HALF_OPEN)) {
         return 0;
     }
@@ -135,11 +142,21 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
     }
     FgStateId target = FG_NO_TRANSITION;
     FgTripInput later = {0};
-    if (rc == 0) {
+    if (rc == 0 && cb->shared != NULL) {
         FG_LOCK(cb);
         rc = record_locked(cb, native_window, period, success, duration,
                            slow_at, n_slow, timestamp, evaluate, &target, &later);
         FG_UNLOCK(cb);
+    }
+    else if (rc == 0) {
+        /* Recording changes the window and the failure streak, never the
+         * state or period: every FG_LOCK section holds the window's lock
+         * too, so that lock alone suffices, and threads calling one breaker
+         * contend for one lock, not two. */
+        Py_BEGIN_CRITICAL_SECTION(cb->window);
+        rc = record_locked(cb, native_window, period, success, duration,
+                           slow_at, n_slow, timestamp, evaluate, &target, &later);
+        Py_END_CRITICAL_SECTION();
     }
     if (rc == 1) {
         rc = evaluate_outside(cb, native_window, &later, success, &target);
@@ -185,6 +202,19 @@ fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period)
             reopens = now.reopens;
         }
         else {
+#ifdef Py_GIL_DISABLED
+            /* The published word (machine.h) admits the states that admit
+             * every call without a lock. */
+            uint64_t word = _Py_atomic_load_uint64_acquire(&cb->admission);
+            FgStateId published =
+                (FgStateId)(word & ((1u << FG_ADMISSION_STATE_BITS) - 1));
+            if (mode != FG_ADMIT_HOLDING_SLOT
+                && (published == FG_CLOSED || published == FG_METRICS_ONLY
+                    || published == FG_DISABLED)) {
+                *period = word >> FG_ADMISSION_STATE_BITS;
+                return (int)published;
+            }
+#endif
             FG_LOCK(cb);
             state = ms->state;
             *period = ms->period;

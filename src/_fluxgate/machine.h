@@ -73,8 +73,16 @@ typedef struct {
     char async_mode;     /* signals are taken by the asyncio surface */
     FgShared *shared;    /* the host-shared segment, or NULL */
 
-    /* Read through fg_machine_state(), changed only under FG_LOCK. */
+    /* Read through fg_machine_state(), changed only under FG_LOCK (the
+     * failure streak also under FG_LOCK_RECORD). */
     FgMachineState machine;
+#ifdef Py_GIL_DISABLED
+    /* The state and period, as fg_admission_pack() makes them, published
+     * when a section changed them, so that admission reads one word instead
+     * of taking the locks (free-threaded builds; a breaker that is not
+     * host-shared). */
+    uint64_t admission;
+#endif
 
     /* Transitions not yet delivered to listeners, oldest first; the
      * process and thread delivering them right now, and the depth of the
@@ -127,6 +135,34 @@ void fg_shared_leave(FgShared *shared, const FgMachineState *machine,
  * segment lock (a sequence lock over the commits). */
 void fg_shared_read(FgShared *shared, FgMachineState *out);
 
+/* ---- admission without locks (free-threaded builds) ----------------------
+ * Every section that may change the state or period publishes them as one
+ * word; admission of a breaker that is not host-shared reads that word.
+ * A word read just before a transition is published admits the call as if
+ * it came just before the transition, which the locks allowed too: its
+ * outcome carries the old period and is dropped. On GIL builds admission
+ * reads the machine state itself. */
+#ifdef Py_GIL_DISABLED
+#  define FG_ADMISSION_STATE_BITS 3
+static inline uint64_t
+fg_admission_pack(const FgMachineState *ms)
+{
+    return ms->period << FG_ADMISSION_STATE_BITS | (uint64_t)ms->state;
+}
+static inline void
+fg_admission_publish(FgBreaker *cb)
+{
+    uint64_t word = fg_admission_pack(&cb->machine);
+    /* Stored only when it changed: a store would take the cache line away
+     * from every thread reading it. */
+    if (_Py_atomic_load_uint64_relaxed(&cb->admission) != word) {
+        _Py_atomic_store_uint64_release(&cb->admission, word);
+    }
+}
+#else
+#  define fg_admission_publish(cb) ((void)0)
+#endif
+
 /* The machine state and a native window change together: on free-threaded
  * builds this locks the breaker and its window; on GIL builds it is empty
  * and the GIL makes the section atomic. A host-shared breaker also takes
@@ -140,6 +176,9 @@ void fg_shared_read(FgShared *shared, FgMachineState *out);
 #define FG_UNLOCK_AS(cb, changed)                                             \
     if ((cb)->shared != NULL) {                                               \
         fg_shared_leave((cb)->shared, &(cb)->machine, (cb)->window, (changed)); \
+    }                                                                         \
+    else if (changed) {                                                       \
+        fg_admission_publish(cb);                                             \
     }                                                                         \
     Py_END_CRITICAL_SECTION2()
 #define FG_UNLOCK(cb) FG_UNLOCK_AS(cb, 1)

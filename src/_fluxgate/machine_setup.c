@@ -273,6 +273,7 @@ fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
 {
     if (setup_components(cb, window, tracker, tripper, retry, permit, listeners,
                          shared, max_half_open) == 0) {
+        fg_admission_publish(cb);
         return 0;
     }
     /* Undo a setup that failed half-way: the breaker stays unconfigured
