@@ -149,7 +149,9 @@ def _redis() -> Any:
 
 class RedisFleet:
     """Where a breaker shared by a fleet of hosts keeps its state: Redis (6+)
-    or Valkey, through a synchronous ``redis.Redis`` client.
+    or Valkey, through a synchronous ``redis.Redis`` client, or a
+    ``redis.cluster.RedisCluster`` (the breaker's keys share one hash tag,
+    so one slot).
 
     Every process that builds a breaker with ``shared=RedisFleet(name,
     client)`` and the same ``name`` and ``prefix`` is a member of one fleet
