@@ -25,6 +25,7 @@ import time
 import uuid
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Any, cast
 
 from fluxgate import _fluxgate
@@ -254,6 +255,12 @@ class RedisFleet:
         from the fleet's budget of ``budget`` by the sync thread."""
         return _syncer().lease(breaker, budget)
 
+    def _fluxgate_signals(self, breaker: Any, deliver: Callable[[], None]) -> None:
+        """An AsyncCircuitBreaker's core queues the signals of a transition
+        made by the sync thread: ``deliver`` (a bound method, held weakly)
+        has them delivered on the breaker's event loop."""
+        _syncer().on_signals(breaker, deliver)
+
 
 class _Lease:
     """The HALF_OPEN probes this member may run at once: the sync thread
@@ -306,6 +313,7 @@ class _Member:
         "budget",
         "lease",
         "hurried",
+        "deliver",
     )
 
     def __init__(self, fleet: RedisFleet, breaker: Any, member_id: str) -> None:
@@ -321,6 +329,9 @@ class _Member:
         self.budget = 0
         self.lease = _Lease(self)
         self.hurried = 0.0
+        # An AsyncCircuitBreaker's: delivers the signals of a transition
+        # made by this thread.
+        self.deliver: weakref.WeakMethod[Callable[[], None]] | None = None
 
 
 def _encode(count: int, failures: int, duration: float, slow: dict[float, int]) -> str:
@@ -369,6 +380,14 @@ class _Syncer:
                 if member.ref() is breaker:
                     member.budget = budget
                     return member.lease
+        raise ValueError("the breaker is not a member of a fleet")
+
+    def on_signals(self, breaker: Any, deliver: Callable[[], None]) -> None:
+        with self.lock:
+            for member in self.members:
+                if member.ref() is breaker:
+                    member.deliver = weakref.WeakMethod(deliver)
+                    return
         raise ValueError("the breaker is not a member of a fleet")
 
     def hurry(self, member: _Member) -> None:
@@ -520,12 +539,19 @@ class _Syncer:
             fleet._interval * _TTL_INTERVALS,
         )
         try:
-            _fluxgate._fleet_evaluate(breaker)
+            tripped = _fluxgate._fleet_evaluate(breaker)
         except Exception:
             logger.exception(
                 "fluxgate: the tripper of fleet breaker %r raised after a sync",
                 fleet._name,
             )
+            tripped = False
+        if tripped and member.deliver is not None:
+            # An asyncio breaker queued the trip's signal: its listeners
+            # hear of it on its event loop now, not at its next call.
+            deliver = member.deliver()
+            if deliver is not None:
+                deliver()
         return True
 
     def after_fork(self) -> None:

@@ -411,3 +411,85 @@ def test_slow_counts_are_summed_across_members(redis_server: Any) -> None:
     # the fleet's metric, where 4 of 4 calls are slow.
     assert fleet.sync_now() and fleet.sync_now()
     assert a.info().state == b.info().state == "open"
+
+
+def test_an_asyncio_breakers_listeners_hear_of_a_sync_thread_trip_at_once(
+    redis_server: Any,
+) -> None:
+    fleet = fleet_of(redis_server, name="async-signals")
+    tripper = MinRequests(4) & FailureRate(0.5)
+
+    async def aboom() -> None:
+        raise ValueError("failure")
+
+    async def run() -> None:
+        heard: list[tuple[str, str]] = []
+        opened = asyncio.Event()
+
+        def listener(signal: Any) -> None:
+            heard.append((signal.old_state, signal.new_state))
+            opened.set()
+
+        a = AsyncCircuitBreaker(tripper=tripper, retry=Never(), shared=fleet)
+        b = AsyncCircuitBreaker(
+            tripper=tripper, retry=Never(), listeners=[listener], shared=fleet
+        )
+        await asyncio.to_thread(first_syncs_done)
+        for breaker in (a, b):
+            for _ in range(2):
+                with pytest.raises(ValueError):
+                    await breaker.call(aboom)
+        # Neither saw enough alone; a sync on another thread, as the sync
+        # thread's, trips each on the fleet metric. b's listener hears of it
+        # with no further call or command on b.
+        assert await asyncio.to_thread(fleet.sync_now)
+        assert await asyncio.to_thread(fleet.sync_now)
+        assert b.info().state == "open"
+        await asyncio.wait_for(opened.wait(), timeout=30)
+        assert heard == [("closed", "open")]
+        # Heard once: the next call refuses without a second signal.
+        with pytest.raises(CallNotPermittedError):
+            await b.call(aboom)
+        assert heard == [("closed", "open")]
+
+    asyncio.run(run())
+
+
+def test_an_asyncio_breaker_whose_loop_closed_hears_at_its_next_call(
+    redis_server: Any,
+) -> None:
+    fleet = fleet_of(redis_server, name="async-closed-loop")
+    tripper = MinRequests(4) & FailureRate(0.5)
+    heard: list[tuple[str, str]] = []
+    breakers: list[AsyncCircuitBreaker] = []
+
+    async def aboom() -> None:
+        raise ValueError("failure")
+
+    async def fail_twice() -> None:
+        for breaker in breakers:
+            for _ in range(2):
+                with pytest.raises(ValueError):
+                    await breaker.call(aboom)
+
+    breakers.append(AsyncCircuitBreaker(tripper=tripper, retry=Never(), shared=fleet))
+    breakers.append(
+        AsyncCircuitBreaker(
+            tripper=tripper,
+            retry=Never(),
+            listeners=[lambda s: heard.append((s.old_state, s.new_state))],
+            shared=fleet,
+        )
+    )
+    first_syncs_done()
+    asyncio.run(fail_twice())  # the breakers' loop, closed when it ends
+    assert fleet.sync_now() and fleet.sync_now()
+    assert breakers[1].info().state == "open"
+    assert heard == []  # no loop to deliver on: kept for the next call
+
+    async def call() -> None:
+        with pytest.raises(CallNotPermittedError):
+            await breakers[1].call(aboom)
+
+    asyncio.run(call())
+    assert heard == [("closed", "open")]
