@@ -75,6 +75,10 @@ typedef struct {
 
     /* Read through fg_machine_state(), changed only under FG_LOCK. */
     FgMachineState machine;
+    /* The period the last command began (0 before any), under FG_LOCK: a
+     * fleet breaker's sync tells a command from a transition the machine
+     * made itself (fleet.c). */
+    uint64_t command_period;
 
     /* Transitions not yet delivered to listeners, oldest first; the
      * process and thread delivering them right now, and the depth of the

@@ -493,3 +493,53 @@ def test_an_asyncio_breaker_whose_loop_closed_hears_at_its_next_call(
 
     asyncio.run(call())
     assert heard == [("closed", "open")]
+
+
+def test_a_command_wins_over_a_transition_its_member_had_not_seen(
+    redis_server: Any,
+) -> None:
+    fleet_a = fleet_of(redis_server, name="command-wins")
+    fleet_b = fleet_of(redis_server, name="command-wins")
+    tripper = MinRequests(2) & FailureRate(0.5)
+    heard_a: list[tuple[str, str]] = []
+    heard_b: list[tuple[str, str]] = []
+    a = CircuitBreaker(
+        tripper=tripper, retry=Never(), shared=fleet_a,
+        listeners=[lambda s: heard_a.append((s.old_state, s.new_state))],
+    )
+    b = CircuitBreaker(
+        tripper=tripper, retry=Never(), shared=fleet_b,
+        listeners=[lambda s: heard_b.append((s.old_state, s.new_state))],
+    )
+    first_syncs_done()
+    fail(b, 2)
+    assert b.info().state == "open"
+    assert fleet_b.sync_now()  # the fleet is OPEN; a has not seen it yet
+    a.disable()
+    assert fleet_a.sync_now()
+    # The command stands in its member and reaches the fleet.
+    assert a.info().state == "disabled"
+    assert fleet_b.sync_now()
+    assert b.info().state == "disabled"
+    b.call(int)  # DISABLED: runs
+    assert heard_a == [("closed", "disabled")]
+    assert heard_b == [("closed", "open")]  # the adopted command: no signal
+
+
+def test_of_two_commands_neither_member_saw_the_later_wins(redis_server: Any) -> None:
+    fleet_a = fleet_of(redis_server, name="later-command")
+    fleet_b = fleet_of(redis_server, name="later-command")
+    a, b = CircuitBreaker(shared=fleet_a), CircuitBreaker(shared=fleet_b)
+    assert fleet_a.sync_now() and fleet_b.sync_now()
+    # The earlier command pushed first: the later one replaces it.
+    a.force_open()
+    b.disable()
+    assert a.info().changed_at < b.info().changed_at
+    assert fleet_a.sync_now() and fleet_b.sync_now() and fleet_a.sync_now()
+    assert a.info().state == b.info().state == "disabled"
+    # The later command pushed first: the earlier one loses to it.
+    a.metrics_only()
+    b.force_open()
+    assert a.info().changed_at < b.info().changed_at
+    assert fleet_b.sync_now() and fleet_a.sync_now() and fleet_b.sync_now()
+    assert a.info().state == b.info().state == "forced_open"
