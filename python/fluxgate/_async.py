@@ -532,6 +532,8 @@ class AsyncCircuitBreaker:
             # on the loop of its last call or command, at once.
             self._remember = self._delivery.remember
             shared._fluxgate_signals(self._core, self._delivery.deliver_soon)
+            if _running_loop() is not None:  # built in a coroutine
+                self._remember()
 
     def __repr__(self) -> str:
         cls = type(self)

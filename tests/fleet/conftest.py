@@ -168,7 +168,9 @@ class RedisCluster:
                         "--port", str(port),
                         "--cluster-enabled", "yes",
                         "--cluster-config-file", str(directory / "nodes.conf"),
-                        "--cluster-node-timeout", "5000",
+                        # Long: a node stopped by a test (SIGSTOP) is not
+                        # failed by the others meanwhile.
+                        "--cluster-node-timeout", "60000",
                         "--save", "",
                         "--appendonly", "no",
                         "--dir", str(directory),

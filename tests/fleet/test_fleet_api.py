@@ -543,3 +543,28 @@ def test_of_two_commands_neither_member_saw_the_later_wins(redis_server: Any) ->
     assert a.info().changed_at < b.info().changed_at
     assert fleet_b.sync_now() and fleet_a.sync_now() and fleet_b.sync_now()
     assert a.info().state == b.info().state == "forced_open"
+
+
+def test_an_asyncio_breaker_built_in_a_coroutine_hears_before_its_first_call(
+    redis_server: Any,
+) -> None:
+    fleet = fleet_of(redis_server, name="async-built")
+    fleet_b = fleet_of(redis_server, name="async-built")
+
+    async def run() -> None:
+        opened = asyncio.Event()
+        a = AsyncCircuitBreaker(
+            tripper=MinRequests(4) & FailureRate(0.5), retry=Never(),
+            listeners=[lambda s: opened.set()], shared=fleet,
+        )
+        # The other member's metric alone trips a, on a's sync, which has
+        # never made a call.
+        b = CircuitBreaker(tripper=MinRequests(99), window=TimeWindow(60), shared=fleet_b)
+        await asyncio.to_thread(first_syncs_done)
+        fail(b, 4)
+        assert await asyncio.to_thread(fleet_b.sync_now)
+        assert await asyncio.to_thread(fleet.sync_now)
+        assert a.info().state == "open"
+        await asyncio.wait_for(opened.wait(), timeout=30)
+
+    asyncio.run(run())

@@ -123,3 +123,38 @@ def test_the_asyncio_breaker_on_a_cluster(redis_cluster: Any) -> None:
             await a.call(aboom)
 
     asyncio.run(run())
+
+
+def test_a_stopped_master_leaves_its_breakers_local_until_it_is_back(
+    redis_cluster: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import signal
+
+    fleet = fleet_of(redis_cluster, "stopped-master")
+    a = CircuitBreaker(shared=fleet)
+    b = CircuitBreaker(shared=fleet)
+    assert fleet.sync_now() is True
+    client = redis_cluster.client()
+    slot = client.cluster_keyslot(fleet.keys[0])
+    owner = client.nodes_manager.get_node_from_slot(slot)
+    process = redis_cluster.processes[redis_cluster.ports.index(owner.port)]
+    with caplog.at_level(logging.WARNING, logger="fluxgate"):
+        process.send_signal(signal.SIGSTOP)
+        try:
+            assert fleet.sync_now() is False
+            # Calls and commands go on, on the member's own state.
+            a.call(int)
+            a.force_open()
+            with pytest.raises(CallNotPermittedError):
+                a.call(int)
+            assert b.info().state == "closed"
+        finally:
+            process.send_signal(signal.SIGCONT)
+        # Back: the command made meanwhile reaches the other member.
+        assert fleet.sync_now() is True
+        assert fleet.sync_now() is True
+    assert b.info().state == "forced_open"
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("lost Redis" in m for m in messages) == 2  # one per breaker
+    assert sum("reached Redis again" in m for m in messages) == 2
