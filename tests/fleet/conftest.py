@@ -130,11 +130,13 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
-def _free_cluster_port() -> int:
-    """A free port whose cluster bus port (the port + 10000) is free too."""
+def _free_cluster_port(taken: list[int]) -> int:
+    """A free port whose cluster bus port (the port + 10000) is free too,
+    neither of them one of `taken`'s (nor their bus ports)."""
+    used = set(taken) | {port + 10000 for port in taken}
     for _ in range(200):
         port = _free_port()
-        if port + 10000 > 65535:
+        if port + 10000 > 65535 or {port, port + 10000} & used:
             continue
         with socket.socket() as s:
             try:
@@ -158,7 +160,7 @@ class RedisCluster:
         for i in range(3):
             directory = tmp / f"node{i}"
             directory.mkdir()
-            port = _free_cluster_port()
+            port = _free_cluster_port(self.ports)
             self.ports.append(port)
             self.processes.append(
                 subprocess.Popen(
@@ -180,24 +182,28 @@ class RedisCluster:
                     env=env,
                 )
             )
-        for port, process in zip(self.ports, self.processes):
-            self._wait(lambda: self.node(port).ping(), process, "answer")
-        subprocess.run(
+        nodes = [self.node(port) for port in self.ports]
+        for node, process in zip(nodes, self.processes):
+            self._wait(node.ping, process, "answer")
+        created = subprocess.run(
             [cli, "--cluster", "create"]
             + [f"127.0.0.1:{port}" for port in self.ports]
             + ["--cluster-replicas", "0", "--cluster-yes"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             env=env,
             timeout=60,
         )
-        for port, process in zip(self.ports, self.processes):
+        if created.returncode != 0:
+            output = created.stdout.decode(errors="replace")
+            raise RuntimeError(f"redis-cli --cluster create failed:\n{output}")
+        for node, process in zip(nodes, self.processes):
             self._wait(
-                lambda: self.node(port).cluster("info")["cluster_state"] == "ok",
+                lambda node=node: node.cluster("info")["cluster_state"] == "ok",
                 process,
                 "reach cluster_state:ok",
             )
+            node.close()
 
     @staticmethod
     def _wait(ready: Any, process: subprocess.Popen[bytes], what: str) -> None:
