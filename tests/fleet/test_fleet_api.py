@@ -568,3 +568,23 @@ def test_an_asyncio_breaker_built_in_a_coroutine_hears_before_its_first_call(
         await asyncio.wait_for(opened.wait(), timeout=30)
 
     asyncio.run(run())
+
+
+def test_a_trip_after_a_command_is_what_goes_and_it_loses_to_a_moved_fleet(
+    redis_server: Any,
+) -> None:
+    fleet_a = fleet_of(redis_server, name="trip-after-command")
+    fleet_b = fleet_of(redis_server, name="trip-after-command")
+    tripper = MinRequests(2) & FailureRate(0.5)
+    a = CircuitBreaker(tripper=tripper, retry=Never(), shared=fleet_a)
+    b = CircuitBreaker(tripper=tripper, retry=Never(), shared=fleet_b)
+    assert fleet_a.sync_now() and fleet_b.sync_now()
+    a.reset()  # a command ...
+    fail(a, 2)  # ... then a trip of a's own machine, not yet pushed
+    assert a.info().state == "open"
+    b.disable()
+    assert fleet_b.sync_now()  # the fleet moved meanwhile
+    assert fleet_a.sync_now()
+    assert a.info().state == "disabled"
+    assert fleet_b.sync_now()
+    assert b.info().state == "disabled"
