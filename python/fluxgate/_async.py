@@ -20,6 +20,7 @@ import collections
 import contextvars
 import functools
 import inspect
+import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable
@@ -185,11 +186,18 @@ class _Delivery:
     A delivery whose loop was closed without ending it (its task destroyed
     pending) is taken over by the next caller; each delivery has its own
     generation, so that such a task, finalised later, ends nothing.
+
+    A fleet breaker's transitions may also be made by the fleet's sync
+    thread (its tripper firing on the fleet metric): ``deliver_soon()``,
+    called there, starts a delivery on the event loop of the breaker's last
+    call or command (``remember()``), so that its listeners hear of it
+    without waiting for the next one. With no such loop, or a closed one,
+    the next call or command delivers it.
     """
 
     __slots__ = (
         "_core", "_listeners", "_lock", "_backlog", "_running", "_generation",
-        "_loop", "_tasks", "_waiters",
+        "_loop", "_tasks", "_waiters", "_home", "_home_pid", "__weakref__",
     )  # fmt: skip
 
     def __init__(self, core: Any, listeners: tuple[Callable[..., Any], ...]) -> None:
@@ -204,6 +212,38 @@ class _Delivery:
         # reference, and their callers may have been cancelled.
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters: list[asyncio.Future[None]] = []
+        # The loop of the last call or command, in the process it ran in.
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._home_pid = 0
+
+    def remember(self) -> None:
+        """Note the running loop as the one to deliver on from elsewhere."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._home:
+            self._home = loop
+            self._home_pid = os.getpid()
+
+    def deliver_soon(self) -> None:
+        """Thread-safe: deliver the waiting signals on the loop of the last
+        call or command, if it is open (else the next caller will)."""
+        loop = self._home
+        if (
+            not self._listeners
+            or loop is None
+            or loop.is_closed()
+            or self._home_pid != os.getpid()
+        ):
+            return
+        try:
+            loop.call_soon_threadsafe(self._deliver_here)
+        except RuntimeError:  # closed meanwhile
+            pass
+
+    def _deliver_here(self) -> None:
+        # A callback of the loop: a task of it delivers, held as ours are.
+        task = asyncio.get_running_loop().create_task(self.notify())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def depth(self) -> int | None:
         """The depth of the signal whose delivery the caller is part of."""
@@ -384,8 +424,11 @@ def _guarded(
         core = breaker._core
     notify = breaker._notify
     protected_half_open = breaker._protected_half_open
+    remember = breaker._remember  # a fleet breaker's only
 
     async def protected(*args: Any, **kwargs: Any) -> Any:
+        if remember is not None:
+            remember()
         try:
             ticket = core.begin()
         except BaseException:
@@ -429,7 +472,7 @@ class AsyncCircuitBreaker:
     """
 
     __module__ = "fluxgate.circuitbreaker"  # its public home (DESIGN.md D1)
-    __slots__ = ("_core", "_listeners", "_slots", "_delivery", "__weakref__")
+    __slots__ = ("_core", "_listeners", "_slots", "_delivery", "_remember", "__weakref__")
 
     def __init__(
         self,
@@ -473,6 +516,8 @@ class AsyncCircuitBreaker:
             max_half_open_calls if shared is not None else 0,
         )
         self._listeners: tuple[Callable[..., Any], ...] = self._core.listeners
+        self._delivery = _Delivery(self._core, self._listeners)
+        self._remember: Callable[[], None] | None = None
         self._slots: _HalfOpenSlots | _SharedHalfOpenSlots = (
             _HalfOpenSlots(max_half_open_calls)
         )
@@ -483,7 +528,12 @@ class AsyncCircuitBreaker:
         elif hasattr(shared, "_fluxgate_probe_lease"):
             lease = shared._fluxgate_probe_lease(self._core, max_half_open_calls)
             self._slots = _SharedHalfOpenSlots(lease.take, lease.release, self._slots)
-        self._delivery = _Delivery(self._core, self._listeners)
+            # The fleet's sync thread may trip it: its listeners hear of that
+            # on the loop of its last call or command, at once.
+            self._remember = self._delivery.remember
+            shared._fluxgate_signals(self._core, self._delivery.deliver_soon)
+            if _running_loop() is not None:  # built in a coroutine
+                self._remember()
 
     def __repr__(self) -> str:
         cls = type(self)
@@ -615,6 +665,8 @@ class AsyncCircuitBreaker:
             raise RecursionError(
                 "maximum recursion depth exceeded in a circuit breaker listener"
             )
+        if self._remember is not None:
+            self._remember()
         try:
             pending = self._core.command(state)
         except BaseException:

@@ -25,6 +25,7 @@ import time
 import uuid
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Any, cast
 
 from fluxgate import _fluxgate
@@ -46,10 +47,16 @@ _STATE_TTL_MS = 24 * 3600 * 1000
 # KEYS[1] the fleet state (a hash), KEYS[2] the members (a hash of
 # member id -> "expires_ms|generation|probes|metric").
 # ARGV: member, generation, metric, ttl_ms, push (0/1), state, changed_at,
-# reopens, state_ttl_ms, probes wanted, probes held, probe budget.
+# reopens, state_ttl_ms, probes wanted, probes held, probe budget,
+# commanded (0/1: a command made this member's state).
 # Returns {won (0; 1 made the state; 2 joined it as it is), state,
 # changed_at, reopens, generation, {"generation|probes|metric" of each other
 # live member}, probes leased to this member}.
+#
+# A transition pushed from the fleet generation it was made in wins. One
+# pushed from an older generation (made before this member saw the fleet's
+# latest) loses, unless a command made it: a command wins over a transition
+# it did not see, except over a later command (by changed_at).
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -57,10 +64,13 @@ local member = ARGV[1]
 local gen = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[4])
 local push = ARGV[5] == '1'
-local cur = redis.call('HMGET', KEYS[1], 'state', 'changed_at', 'reopens', 'generation')
+local cur = redis.call('HMGET', KEYS[1], 'state', 'changed_at', 'reopens', 'generation',
+                       'command')
 local fgen = tonumber(cur[4])
 local won = 0
-if fgen == nil or (push and fgen == gen) then
+local command = push and ARGV[13] == '1' and (
+  cur[5] ~= '1' or (tonumber(cur[2]) or 0) <= tonumber(ARGV[7]))
+if fgen == nil or (push and fgen == gen) or command then
   -- A lost key (expired, or a restarted server) is made again in the
   -- generation its members were in, so that they need not adopt it.
   if fgen == nil and not push then
@@ -69,7 +79,7 @@ if fgen == nil or (push and fgen == gen) then
     fgen = math.max(fgen or 0, gen) + 1
   end
   redis.call('HSET', KEYS[1], 'state', ARGV[6], 'changed_at', ARGV[7],
-             'reopens', ARGV[8], 'generation', tostring(fgen))
+             'reopens', ARGV[8], 'generation', tostring(fgen), 'command', ARGV[13])
   cur = {ARGV[6], ARGV[7], ARGV[8], tostring(fgen)}
   won = 1
 end
@@ -149,7 +159,9 @@ def _redis() -> Any:
 
 class RedisFleet:
     """Where a breaker shared by a fleet of hosts keeps its state: Redis (6+)
-    or Valkey, through a synchronous ``redis.Redis`` client.
+    or Valkey, through a synchronous ``redis.Redis`` client, or a
+    ``redis.cluster.RedisCluster`` (the breaker's keys share one hash tag,
+    so one slot).
 
     Every process that builds a breaker with ``shared=RedisFleet(name,
     client)`` and the same ``name`` and ``prefix`` is a member of one fleet
@@ -252,6 +264,12 @@ class RedisFleet:
         from the fleet's budget of ``budget`` by the sync thread."""
         return _syncer().lease(breaker, budget)
 
+    def _fluxgate_signals(self, breaker: Any, deliver: Callable[[], None]) -> None:
+        """An AsyncCircuitBreaker's core queues the signals of a transition
+        made by the sync thread: ``deliver`` (a bound method, held weakly)
+        has them delivered on the breaker's event loop."""
+        _syncer().on_signals(breaker, deliver)
+
 
 class _Lease:
     """The HALF_OPEN probes this member may run at once: the sync thread
@@ -304,6 +322,7 @@ class _Member:
         "budget",
         "lease",
         "hurried",
+        "deliver",
     )
 
     def __init__(self, fleet: RedisFleet, breaker: Any, member_id: str) -> None:
@@ -319,6 +338,9 @@ class _Member:
         self.budget = 0
         self.lease = _Lease(self)
         self.hurried = 0.0
+        # An AsyncCircuitBreaker's: delivers the signals of a transition
+        # made by this thread.
+        self.deliver: weakref.WeakMethod[Callable[[], None]] | None = None
 
 
 def _encode(count: int, failures: int, duration: float, slow: dict[float, int]) -> str:
@@ -367,6 +389,14 @@ class _Syncer:
                 if member.ref() is breaker:
                     member.budget = budget
                     return member.lease
+        raise ValueError("the breaker is not a member of a fleet")
+
+    def on_signals(self, breaker: Any, deliver: Callable[[], None]) -> None:
+        with self.lock:
+            for member in self.members:
+                if member.ref() is breaker:
+                    member.deliver = weakref.WeakMethod(deliver)
+                    return
         raise ValueError("the breaker is not a member of a fleet")
 
     def hurry(self, member: _Member) -> None:
@@ -430,7 +460,9 @@ class _Syncer:
     def _sync(self, member: _Member, breaker: Any) -> bool:
         fleet = member.fleet
         snapshot = _fluxgate._fleet_snapshot(breaker)
-        state, period, changed_at, reopens, count, failures, duration, slow = snapshot
+        state, period, changed_at, reopens, count, failures, duration, slow, commanded = (
+            snapshot
+        )
         push = period != member.synced_period
         metric = _encode(count, failures, duration, dict(zip(member.thresholds, slow)))
         ttl_ms = int(fleet._interval * _TTL_INTERVALS * 1000)
@@ -453,6 +485,7 @@ class _Syncer:
                 wanted,
                 lease.held,
                 member.budget,
+                1 if commanded else 0,
             )
         except Exception as error:  # redis-py's errors, OSError, timeouts
             if member.connected or not member.ever_connected:
@@ -518,12 +551,19 @@ class _Syncer:
             fleet._interval * _TTL_INTERVALS,
         )
         try:
-            _fluxgate._fleet_evaluate(breaker)
+            tripped = _fluxgate._fleet_evaluate(breaker)
         except Exception:
             logger.exception(
                 "fluxgate: the tripper of fleet breaker %r raised after a sync",
                 fleet._name,
             )
+            tripped = False
+        if tripped and member.deliver is not None:
+            # An asyncio breaker queued the trip's signal: its listeners
+            # hear of it on its event loop now, not at its next call.
+            deliver = member.deliver()
+            if deliver is not None:
+                deliver()
         return True
 
     def after_fork(self) -> None:

@@ -65,9 +65,9 @@ fleet_thresholds(PyObject *module, PyObject *obj)
 }
 
 /* _fleet_snapshot(breaker) -> (state, period, changed_at, reopens, count,
- * failures, total_duration, slow_counts): the machine state and this
- * member's own metric (its local window, without the remote part), read
- * together. */
+ * failures, total_duration, slow_counts, commanded): the machine state and
+ * this member's own metric (its local window, without the remote part),
+ * read together; commanded is whether a command began the period. */
 static PyObject *
 fleet_snapshot(PyObject *module, PyObject *obj)
 {
@@ -82,9 +82,11 @@ fleet_snapshot(PyObject *module, PyObject *obj)
     }
     FgMachineState ms;
     FgTotals totals;
+    int commanded;
     Window *w = (Window *)cb->window;
     FG_LOCK(cb);
     ms = *fg_machine_state(cb);
+    commanded = cb->command_period != 0 && cb->command_period == ms.period;
     totals = w->store.totals;
     for (Py_ssize_t i = 0; i < r->n; i++) {
         int e = table_find(&w->store.slow, r->thresholds[i]);
@@ -104,10 +106,10 @@ fleet_snapshot(PyObject *module, PyObject *obj)
     if (counts == NULL) {
         return NULL;
     }
-    return Py_BuildValue("iKdLLLdN", (int)ms.state, (unsigned long long)ms.period,
+    return Py_BuildValue("iKdLLLdNN", (int)ms.state, (unsigned long long)ms.period,
                          ms.changed_at, (long long)ms.reopens,
                          (long long)totals.total_count, (long long)totals.failure_count,
-                         totals.total_duration, counts);
+                         totals.total_duration, counts, PyBool_FromLong(commanded));
 }
 
 /* _fleet_set_remote(breaker, period, count, failures, total_duration,

@@ -74,7 +74,7 @@ typedef struct {
     FgShared *shared;    /* the host-shared segment, or NULL */
 
     /* Read through fg_machine_state(), changed only under FG_LOCK (the
-     * failure streak also under FG_LOCK_RECORD). */
+     * failure streak also under the window's lock alone: machine.c). */
     FgMachineState machine;
 #ifdef Py_GIL_DISABLED
     /* The state and period, as fg_admission_pack() makes them, published
@@ -83,6 +83,10 @@ typedef struct {
      * host-shared). */
     uint64_t admission;
 #endif
+    /* The period the last command began (0 before any), under FG_LOCK: a
+     * fleet breaker's sync tells a command from a transition the machine
+     * made itself (fleet.c). */
+    uint64_t command_period;
 
     /* Transitions not yet delivered to listeners, oldest first; the
      * process and thread delivering them right now, and the depth of the

@@ -232,6 +232,9 @@ fg_machine_transition(FgBreaker *cb, const uint64_t *period, FgStateId target,
                 now = fg_raw_wall_time();
             }
             queued = apply_transition(cb, target, now, depth, native_window);
+            if (period == NULL) {
+                cb->command_period = ms->period;
+            }
             if (!native_window) {
                 fg_pywindow_fork_check(cb, pid);
                 reset_seq = fg_pywindow_push(cb, NULL);

@@ -1,7 +1,8 @@
 """A fleet member in a process of its own (a host, for the tests).
 
-Run as ``python member.py PORT NAME INTERVAL``; reads one command a
-line on stdin and answers one JSON line on stdout:
+Run as ``python member.py PORT NAME INTERVAL [cluster]`` (``cluster``: a
+``redis.cluster.RedisCluster`` client started from PORT, else a
+``redis.Redis``); reads one command a line on stdin and answers one JSON line on stdout:
 
     fail N      N calls that raise ValueError; answers how many ran
     ok N        N calls that succeed; answers how many ran
@@ -22,6 +23,7 @@ import sys
 import time
 
 import redis
+import redis.cluster
 
 from fluxgate import CallNotPermittedError, CircuitBreaker
 from fluxgate.retries import Never
@@ -40,7 +42,8 @@ def main() -> None:
     port, name, interval = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
     logging.getLogger("fluxgate").addHandler(Keep())
     logging.getLogger("fluxgate").setLevel(logging.WARNING)
-    client = redis.Redis(
+    kind = redis.cluster.RedisCluster if sys.argv[4:] == ["cluster"] else redis.Redis
+    client = kind(
         host="127.0.0.1", port=port, socket_timeout=0.5, socket_connect_timeout=0.5
     )
     signals: list[list[str]] = []

@@ -402,3 +402,180 @@ def test_slow_counts_are_summed_across_members(redis_server: Any) -> None:
     # the fleet's metric, where 4 of 4 calls are slow.
     assert fleet.sync_now() and fleet.sync_now()
     assert a.info().state == b.info().state == "open"
+
+
+def test_an_asyncio_breakers_listeners_hear_of_a_sync_thread_trip_at_once(
+    redis_server: Any,
+) -> None:
+    fleet = fleet_of(redis_server, name="async-signals")
+    tripper = MinRequests(4) & FailureRate(0.5)
+
+    async def aboom() -> None:
+        raise ValueError("failure")
+
+    async def run() -> None:
+        heard: list[tuple[str, str]] = []
+        opened = asyncio.Event()
+
+        def listener(signal: Any) -> None:
+            heard.append((signal.old_state, signal.new_state))
+            opened.set()
+
+        a = AsyncCircuitBreaker(tripper=tripper, retry=Never(), shared=fleet)
+        b = AsyncCircuitBreaker(
+            tripper=tripper, retry=Never(), listeners=[listener], shared=fleet
+        )
+        await asyncio.to_thread(first_syncs_done)
+        for breaker in (a, b):
+            for _ in range(2):
+                with pytest.raises(ValueError):
+                    await breaker.call(aboom)
+        # Neither saw enough alone; a sync on another thread, as the sync
+        # thread's, trips each on the fleet metric. b's listener hears of it
+        # with no further call or command on b.
+        assert await asyncio.to_thread(fleet.sync_now)
+        assert await asyncio.to_thread(fleet.sync_now)
+        assert b.info().state == "open"
+        await asyncio.wait_for(opened.wait(), timeout=30)
+        assert heard == [("closed", "open")]
+        # Heard once: the next call refuses without a second signal.
+        with pytest.raises(CallNotPermittedError):
+            await b.call(aboom)
+        assert heard == [("closed", "open")]
+
+    asyncio.run(run())
+
+
+def test_an_asyncio_breaker_whose_loop_closed_hears_at_its_next_call(
+    redis_server: Any,
+) -> None:
+    fleet = fleet_of(redis_server, name="async-closed-loop")
+    tripper = MinRequests(4) & FailureRate(0.5)
+    heard: list[tuple[str, str]] = []
+    breakers: list[AsyncCircuitBreaker] = []
+
+    async def aboom() -> None:
+        raise ValueError("failure")
+
+    async def fail_twice() -> None:
+        for breaker in breakers:
+            for _ in range(2):
+                with pytest.raises(ValueError):
+                    await breaker.call(aboom)
+
+    breakers.append(AsyncCircuitBreaker(tripper=tripper, retry=Never(), shared=fleet))
+    breakers.append(
+        AsyncCircuitBreaker(
+            tripper=tripper,
+            retry=Never(),
+            listeners=[lambda s: heard.append((s.old_state, s.new_state))],
+            shared=fleet,
+        )
+    )
+    first_syncs_done()
+    asyncio.run(fail_twice())  # the breakers' loop, closed when it ends
+    assert fleet.sync_now() and fleet.sync_now()
+    assert breakers[1].info().state == "open"
+    assert heard == []  # no loop to deliver on: kept for the next call
+
+    async def call() -> None:
+        with pytest.raises(CallNotPermittedError):
+            await breakers[1].call(aboom)
+
+    asyncio.run(call())
+    assert heard == [("closed", "open")]
+
+
+def test_a_command_wins_over_a_transition_its_member_had_not_seen(
+    redis_server: Any,
+) -> None:
+    fleet_a = fleet_of(redis_server, name="command-wins")
+    fleet_b = fleet_of(redis_server, name="command-wins")
+    tripper = MinRequests(2) & FailureRate(0.5)
+    heard_a: list[tuple[str, str]] = []
+    heard_b: list[tuple[str, str]] = []
+    a = CircuitBreaker(
+        tripper=tripper, retry=Never(), shared=fleet_a,
+        listeners=[lambda s: heard_a.append((s.old_state, s.new_state))],
+    )
+    b = CircuitBreaker(
+        tripper=tripper, retry=Never(), shared=fleet_b,
+        listeners=[lambda s: heard_b.append((s.old_state, s.new_state))],
+    )
+    first_syncs_done()
+    fail(b, 2)
+    assert b.info().state == "open"
+    assert fleet_b.sync_now()  # the fleet is OPEN; a has not seen it yet
+    a.disable()
+    assert fleet_a.sync_now()
+    # The command stands in its member and reaches the fleet.
+    assert a.info().state == "disabled"
+    assert fleet_b.sync_now()
+    assert b.info().state == "disabled"
+    b.call(int)  # DISABLED: runs
+    assert heard_a == [("closed", "disabled")]
+    assert heard_b == [("closed", "open")]  # the adopted command: no signal
+
+
+def test_of_two_commands_neither_member_saw_the_later_wins(redis_server: Any) -> None:
+    fleet_a = fleet_of(redis_server, name="later-command")
+    fleet_b = fleet_of(redis_server, name="later-command")
+    a, b = CircuitBreaker(shared=fleet_a), CircuitBreaker(shared=fleet_b)
+    assert fleet_a.sync_now() and fleet_b.sync_now()
+    # The earlier command pushed first: the later one replaces it.
+    a.force_open()
+    b.disable()
+    assert a.info().changed_at < b.info().changed_at
+    assert fleet_a.sync_now() and fleet_b.sync_now() and fleet_a.sync_now()
+    assert a.info().state == b.info().state == "disabled"
+    # The later command pushed first: the earlier one loses to it.
+    a.metrics_only()
+    b.force_open()
+    assert a.info().changed_at < b.info().changed_at
+    assert fleet_b.sync_now() and fleet_a.sync_now() and fleet_b.sync_now()
+    assert a.info().state == b.info().state == "forced_open"
+
+
+def test_an_asyncio_breaker_built_in_a_coroutine_hears_before_its_first_call(
+    redis_server: Any,
+) -> None:
+    fleet = fleet_of(redis_server, name="async-built")
+    fleet_b = fleet_of(redis_server, name="async-built")
+
+    async def run() -> None:
+        opened = asyncio.Event()
+        a = AsyncCircuitBreaker(
+            tripper=MinRequests(4) & FailureRate(0.5), retry=Never(),
+            listeners=[lambda s: opened.set()], shared=fleet,
+        )
+        # The other member's metric alone trips a, on a's sync, which has
+        # never made a call.
+        b = CircuitBreaker(tripper=MinRequests(99), window=TimeWindow(60), shared=fleet_b)
+        await asyncio.to_thread(first_syncs_done)
+        fail(b, 4)
+        assert await asyncio.to_thread(fleet_b.sync_now)
+        assert await asyncio.to_thread(fleet.sync_now)
+        assert a.info().state == "open"
+        await asyncio.wait_for(opened.wait(), timeout=30)
+
+    asyncio.run(run())
+
+
+def test_a_trip_after_a_command_is_what_goes_and_it_loses_to_a_moved_fleet(
+    redis_server: Any,
+) -> None:
+    fleet_a = fleet_of(redis_server, name="trip-after-command")
+    fleet_b = fleet_of(redis_server, name="trip-after-command")
+    tripper = MinRequests(2) & FailureRate(0.5)
+    a = CircuitBreaker(tripper=tripper, retry=Never(), shared=fleet_a)
+    b = CircuitBreaker(tripper=tripper, retry=Never(), shared=fleet_b)
+    assert fleet_a.sync_now() and fleet_b.sync_now()
+    a.reset()  # a command ...
+    fail(a, 2)  # ... then a trip of a's own machine, not yet pushed
+    assert a.info().state == "open"
+    b.disable()
+    assert fleet_b.sync_now()  # the fleet moved meanwhile
+    assert fleet_a.sync_now()
+    assert a.info().state == "disabled"
+    assert fleet_b.sync_now()
+    assert b.info().state == "disabled"

@@ -72,6 +72,19 @@ def test_commands_go_to_the_fleet(members: Any) -> None:
     assert second.ask("call") == "ran"
 
 
+def test_a_command_wins_over_a_trip_its_member_had_not_seen(members: Any) -> None:
+    first, second = members(2)
+    sync_all([first, second])
+    assert first.ask("fail 30") == 25
+    assert first.ask("sync") is True  # the fleet is OPEN
+    # The second member has not synced since: its command was given on the
+    # CLOSED state it knew, and still goes to the fleet.
+    assert second.ask("force_open") is True
+    sync_all([second, first])
+    assert first.ask("state") == second.ask("state") == "forced_open"
+    assert second.ask("signals") == [["closed", "forced_open"]]
+
+
 def test_redis_stopped_and_killed_never_delays_a_call(members: Any, redis_server: Any) -> None:
     first, second = members(2, interval=0.05)
     sync_all([first, second])
