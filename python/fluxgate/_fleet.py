@@ -464,6 +464,10 @@ class _Syncer:
             snapshot
         )
         push = period != member.synced_period
+        # A command wins over a transition it did not see, unless it was
+        # given while this member was cut off: then, as any transition made
+        # meanwhile, it goes only if the fleet has not moved.
+        command_wins = commanded and (member.connected or not member.ever_connected)
         metric = _encode(count, failures, duration, dict(zip(member.thresholds, slow)))
         ttl_ms = int(fleet._interval * _TTL_INTERVALS * 1000)
         lease = member.lease
@@ -485,7 +489,7 @@ class _Syncer:
                 wanted,
                 lease.held,
                 member.budget,
-                1 if commanded else 0,
+                1 if command_wins else 0,
             )
         except Exception as error:  # redis-py's errors, OSError, timeouts
             if member.connected or not member.ever_connected:

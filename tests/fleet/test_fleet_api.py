@@ -332,6 +332,39 @@ def test_a_transition_made_while_cut_off_is_pushed_only_if_the_fleet_did_not_mov
     assert b.info().state == "disabled"
 
 
+def test_a_command_given_while_cut_off_loses_to_a_trip_the_fleet_made_meanwhile(
+    redis_server: Any,
+) -> None:
+    import redis
+
+    from fluxgate.shared import RedisFleet
+
+    def fleet() -> Any:
+        return RedisFleet(
+            "cut-command", redis_server.client(socket_timeout=0.5), sync_interval=60
+        )
+
+    fleet_a, fleet_b = fleet(), fleet()
+    tripper = MinRequests(1) & FailureRate(0.5)
+    a = CircuitBreaker(tripper=tripper, retry=Never(), shared=fleet_a)
+    b = CircuitBreaker(tripper=tripper, retry=Never(), shared=fleet_b)
+    assert fleet_a.sync_now() and fleet_b.sync_now()
+    connected = fleet_a._client
+    with socket_closed_port() as port:
+        fleet_a._client = redis.Redis(port=port, socket_timeout=0.2, socket_connect_timeout=0.2)
+        a.force_open()
+        assert fleet_a.sync_now() is False
+        with pytest.raises(ValueError):
+            b.call(boom)  # the fleet trips meanwhile
+        assert fleet_b.sync_now()
+    fleet_a._client = connected
+    # What the rest of the fleet decided while the member was away wins.
+    assert fleet_a.sync_now()
+    assert a.info().state == "open"
+    assert fleet_b.sync_now()
+    assert b.info().state == "open"
+
+
 class socket_closed_port:
     """A port on 127.0.0.1 that nothing listens on (while in the block)."""
 
