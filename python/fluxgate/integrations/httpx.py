@@ -16,7 +16,8 @@ Needs httpx: ``pip install httpx`` (the ``slack`` extra includes it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+import functools
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 try:
@@ -27,7 +28,7 @@ except ImportError as error:
         "(or `pip install fluxgate[slack]`)"
     ) from error
 
-from fluxgate._async import AsyncCircuitBreaker
+from fluxgate._async import AsyncCircuitBreaker, _guarded
 from fluxgate._fluxgate import CircuitBreaker, _origin_key, _StatusCheck
 from fluxgate.errors import CallNotPermittedError
 from fluxgate.registry import BreakerRegistry
@@ -149,7 +150,7 @@ def _new_origin_key(keys: dict[Any, Any], request: httpx.Request) -> Hashable:
     key = host_key(request)
     try:
         parts = request.url._uri_reference
-        scheme, host, port = parts[0], parts[2], parts[3]  # as _origin_key reads them
+        scheme, host, port = parts[0], parts[2], parts[3]  # read as _origin_key does
     except (AttributeError, IndexError):  # pragma: no cover - other httpx versions
         return key
     known = keys.get(host, ())
@@ -288,6 +289,8 @@ class AsyncBreakerTransport(httpx.AsyncBaseTransport):
         self._origin_keys = _origin_keys(key)
         self._failure_statuses = _statuses(failure_statuses)
         self._protected_send = self._send  # bound once, not per request
+        # Per key: its breaker and the protected send made for it.
+        self._protected: dict[Hashable, tuple[AsyncCircuitBreaker, Callable[..., Any]]] = {}
 
     @property
     def failure_statuses(self) -> frozenset[int]:
@@ -308,21 +311,41 @@ class AsyncBreakerTransport(httpx.AsyncBaseTransport):
             breaker = entry.breaker
         else:
             breaker = self.breakers[key]
-        if type(breaker) is not AsyncCircuitBreaker and not isinstance(
-            breaker, AsyncCircuitBreaker
-        ):
+        if type(breaker) is AsyncCircuitBreaker:
+            # breaker.call(send, request) is await breaker(send)(request): the
+            # protected send is made once per breaker, not per request.
+            made = self._protected.get(key)
+            if made is None or made[0] is not breaker:
+                made = self._protect(key, breaker)
+            protected = made[1]
+        elif isinstance(breaker, AsyncCircuitBreaker):  # a subclass: its own call()
+            call: Any = breaker.call
+            protected = functools.partial(call, self._protected_send)
+        else:
             raise TypeError(
                 f"AsyncBreakerTransport needs an AsyncCircuitBreaker for {key!r}, got "
                 f"{type(breaker).__name__} (use BreakerTransport with CircuitBreaker)"
             )
         try:
-            return await breaker.call(self._protected_send, request)
+            response: httpx.Response = await protected(request)
+            return response
         except FailedResponse as failed:
             return failed.response
         except CallNotPermittedError as refused:
             if isinstance(refused, RequestNotPermitted):
                 raise
             raise RequestNotPermitted(f"{refused}: {key}", request=request, key=key) from None
+
+    def _protect(
+        self, key: Hashable, breaker: AsyncCircuitBreaker
+    ) -> tuple[AsyncCircuitBreaker, Callable[[httpx.Request], Awaitable[httpx.Response]]]:
+        """The protected send of ``breaker``, remembered for ``key`` (as many
+        keys as the default key remembers hosts; past that it starts again)."""
+        protected = self._protected
+        if len(protected) >= _REMEMBERED_HOSTS:
+            protected.clear()
+        made = protected[key] = (breaker, _guarded(breaker, self._protected_send))
+        return made
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         response = await self.transport.handle_async_request(request)
