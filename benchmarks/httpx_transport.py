@@ -16,13 +16,17 @@ Measured, best of 7 repeats in one process:
 - ``transport.handle_request(request)`` straight, with a ``MockTransport``
   inside, against the ``MockTransport`` alone, and the breaker's own
   ``cb.call`` of the same function, for what the transport adds on top;
+- the same for ``AsyncBreakerTransport.handle_async_request`` in an event
+  loop (each figure is one awaited request of a loop of them);
 - ``registry[key]`` for an existing key against ``d[key]`` on a plain dict
   of the same 1,000 breakers, and ``registry.get(key)``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 import timeit
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,8 +35,8 @@ from typing import Any
 
 import httpx
 
-from fluxgate import BreakerRegistry, CircuitBreaker
-from fluxgate.integrations.httpx import BreakerTransport
+from fluxgate import AsyncCircuitBreaker, BreakerRegistry, CircuitBreaker
+from fluxgate.integrations.httpx import AsyncBreakerTransport, BreakerTransport
 
 REPEAT = 7
 
@@ -95,6 +99,44 @@ def handle_request() -> tuple[float, float, float]:
     )
 
 
+def handle_async_request() -> tuple[float, float, float]:
+    response = httpx.Response(200)
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        return response
+
+    mock = httpx.MockTransport(answer)
+    transport = AsyncBreakerTransport(transport=httpx.MockTransport(answer))
+    request = httpx.Request("GET", "http://api.test/")
+    cb = AsyncCircuitBreaker()
+    number = 100_000
+
+    async def mock_alone() -> None:
+        for _ in range(number):
+            await mock.handle_async_request(request)
+
+    async def breaker_call() -> None:
+        for _ in range(number):
+            await cb.call(mock.handle_async_request, request)
+
+    async def through_transport() -> None:
+        for _ in range(number):
+            await transport.handle_async_request(request)
+
+    async def best(loop: Any) -> float:
+        times = []
+        for _ in range(REPEAT):
+            start = time.perf_counter()
+            await loop()
+            times.append(time.perf_counter() - start)
+        return min(times) / number * 1e9
+
+    async def measure() -> tuple[float, float, float]:
+        return (await best(mock_alone), await best(breaker_call), await best(through_transport))
+
+    return asyncio.run(measure())
+
+
 def registry_lookup() -> tuple[float, float, float]:
     registry = BreakerRegistry(lambda key: CircuitBreaker(), max_breakers=1000)
     plain = {}
@@ -132,6 +174,13 @@ def main() -> None:
     print(f"  MockTransport alone             {mock:9.0f} ns")
     print(f"  cb.call(mock.handle_request, r) {call:9.0f} ns  (the breaker: {call - mock:+,.0f} ns)")
     print(f"  BreakerTransport                {transport:9.0f} ns  (the transport: {transport - call:+,.0f} ns over cb.call)")
+
+    mock, call, transport = handle_async_request()
+    print("handle_async_request(request), MockTransport inside:")
+    print(f"  MockTransport alone             {mock:9.0f} ns")
+    print("  await cb.call(mock.handle_async_request, r)")
+    print(f"                                  {call:9.0f} ns  (the breaker: {call - mock:+,.0f} ns)")
+    print(f"  AsyncBreakerTransport           {transport:9.0f} ns  (the transport: {transport - call:+,.0f} ns over cb.call)")
 
     plain, item, get = registry_lookup()
     print("lookup of an existing key among 1,000:")

@@ -358,3 +358,136 @@ def test_the_default_key_tells_origins_apart_however_many_a_transport_sees() -> 
         "a.example:80", "a.example:8080", "a.example:443", "[::1]:8000", "b.example:80",
     }
     assert len(transport.breakers) == 1105
+
+
+# ---- what the breaker and the caller see, whichever way the transport does it ------
+
+
+def test_the_inner_response_object_is_returned_and_only_failure_statuses_reach_the_tracker() -> (
+    None
+):
+    seen: list[BaseException] = []
+    answers = {"/ok": httpx.Response(200), "/gone": httpx.Response(404), "/busy": httpx.Response(503)}
+
+    def tracker(error: BaseException) -> bool:
+        seen.append(error)
+        return True
+
+    transport = BreakerTransport(
+        lambda key: CircuitBreaker(tracker=tracker, retry=Never()),
+        transport=httpx.MockTransport(lambda request: answers[request.url.path]),
+    )
+    for path in ("/ok", "/gone", "/busy"):
+        response = transport.handle_request(httpx.Request("GET", "http://api.test" + path))
+        assert response is answers[path]
+    assert len(seen) == 1
+    assert type(seen[0]) is FailedResponse and seen[0].response is answers["/busy"]
+    metrics = transport.breakers["api.test:80"].info().metrics
+    assert (metrics.total_count, metrics.failure_count) == (3, 1)
+
+
+@pytest.mark.asyncio
+async def test_async_a_custom_tracker_sees_failed_responses_and_the_response_is_returned() -> None:
+    seen: list[BaseException] = []
+    answers = {"/ok": httpx.Response(200), "/gone": httpx.Response(404), "/busy": httpx.Response(503)}
+
+    def tracker(error: BaseException) -> bool:
+        seen.append(error)
+        return True
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/down":
+            raise httpx.ConnectError("refused", request=request)
+        return answers[request.url.path]
+
+    transport = AsyncBreakerTransport(
+        lambda key: AsyncCircuitBreaker(tracker=tracker, retry=Never()),
+        transport=httpx.MockTransport(answer),
+    )
+    for path in ("/ok", "/gone", "/busy"):
+        response = await transport.handle_async_request(
+            httpx.Request("GET", "http://api.test" + path)
+        )
+        assert response is answers[path]
+    with pytest.raises(httpx.ConnectError):
+        await transport.handle_async_request(httpx.Request("GET", "http://api.test/down"))
+    assert [type(error) for error in seen] == [FailedResponse, httpx.ConnectError]
+    assert seen[0].response is answers["/busy"]  # type: ignore[attr-defined]
+    metrics = transport.breakers["api.test:80"].info().metrics
+    assert (metrics.total_count, metrics.failure_count) == (4, 2)
+
+
+def test_the_inner_transport_is_used_as_it_is_at_each_request() -> None:
+    class Inner(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200)
+
+    inner = Inner()
+    transport = BreakerTransport(
+        lambda key: CircuitBreaker(tripper=FailureStreak(1), retry=Never()), transport=inner
+    )
+    request = httpx.Request("GET", "http://api.test/")
+    assert transport.handle_request(request).status_code == 200
+    # A method replaced after the transport was made (as a mocking library
+    # patches a class) is the one called.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Inner, "handle_request", lambda self, request: httpx.Response(201))
+        assert transport.handle_request(request).status_code == 201
+    assert transport.handle_request(request).status_code == 200
+    # So is an inner transport assigned later, failure statuses included.
+    transport.transport = _mock([502])
+    assert transport.handle_request(request).status_code == 502
+    assert transport.breakers["api.test:80"].info().state == "open"
+
+
+def test_the_default_key_tells_schemes_and_ports_of_one_host_apart() -> None:
+    transport = BreakerTransport(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200))
+    )
+    urls = ["http://a.example/", "https://a.example/", "http://a.example:8080/"]
+    # More ports of one host than a transport remembers, then the first ones again.
+    urls += [f"http://a.example:{port}/" for port in range(9000, 9020)] + urls
+    for url in urls * 2:
+        request = httpx.Request("GET", url)
+        before = transport.breakers[host_key(request)].info().metrics.total_count
+        transport.handle_request(request)
+        assert transport.breakers[host_key(request)].info().metrics.total_count == before + 1
+    assert len(transport.breakers) == 23
+
+
+@pytest.mark.asyncio
+async def test_async_a_breaker_made_again_for_a_key_is_the_one_used() -> None:
+    made: list[AsyncCircuitBreaker] = []
+
+    def factory(key: object) -> AsyncCircuitBreaker:
+        made.append(AsyncCircuitBreaker())
+        return made[-1]
+
+    # A bound of one: the breaker of a.example goes when b.example comes.
+    transport = AsyncBreakerTransport(
+        BreakerRegistry(factory, max_breakers=1, idle_after=0.0),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200)),
+    )
+    for url in ("http://a.example/", "http://b.example/", "http://a.example/"):
+        await transport.handle_async_request(httpx.Request("GET", url))
+    assert [breaker.info().metrics.total_count for breaker in made] == [1, 1, 1]
+    assert transport.breakers.get_existing("a.example:80") is made[2]
+
+
+@pytest.mark.asyncio
+async def test_async_a_subclass_call_is_used() -> None:
+    calls: list[object] = []
+
+    class Counting(AsyncCircuitBreaker):
+        async def call(self, func, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+            calls.append(args)
+            return await super().call(func, *args, **kwargs)
+
+    transport = AsyncBreakerTransport(
+        lambda key: Counting(),
+        transport=httpx.MockTransport(lambda request: httpx.Response(503)),
+    )
+    request = httpx.Request("GET", "http://api.test/")
+    assert (await transport.handle_async_request(request)).status_code == 503
+    assert calls == [(request,)]
+    assert transport.breakers["api.test:80"].info().metrics.failure_count == 1

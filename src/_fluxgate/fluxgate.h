@@ -18,6 +18,8 @@ int fg_retries_init(PyObject *module, FgState *st);
 int fg_permits_init(PyObject *module, FgState *st);
 int fg_breaker_init(PyObject *module, FgState *st);
 int fg_signatures_init(PyObject *module, FgState *st);
+/* The httpx transport's send step (status_check.c). */
+int fg_status_check_init(PyObject *module, FgState *st);
 /* The method descriptor a _SignedMethod of `st`'s module stands for, or
  * `obj` itself (borrowed). */
 PyObject *fg_signed_method_target(FgState *st, PyObject *obj);

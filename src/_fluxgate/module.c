@@ -104,6 +104,9 @@ intern_strings(FgState *st)
     FG_INTERN(s_metric, "metric")
     FG_INTERN(s_state, "state")
     FG_INTERN(s_consecutive_failures, "consecutive_failures")
+    FG_INTERN(s_status_code, "status_code")
+    FG_INTERN(s_url, "url")
+    FG_INTERN(s_uri_reference, "_uri_reference")
 #undef FG_INTERN
     static const char *const names[FG_STATE_COUNT] = {
         "closed", "open", "half_open", "metrics_only", "disabled", "forced_open",
@@ -140,6 +143,7 @@ module_exec(PyObject *module)
         || fg_trippers_init(module, st) < 0 || fg_retries_init(module, st) < 0
         || fg_permits_init(module, st) < 0 || fg_breaker_init(module, st) < 0
         || fg_signatures_init(module, st) < 0
+        || fg_status_check_init(module, st) < 0
         || PyModule_AddFunctions(module, fg_shared_functions) < 0
         || PyModule_AddFunctions(module, fg_fleet_functions) < 0
         || PyModule_AddFunctions(module, fg_fork_functions) < 0) {

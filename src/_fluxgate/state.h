@@ -52,6 +52,7 @@
     X(AsyncCore_Type)                                                         \
     X(Ticket_Type)                                                            \
     X(SignedMethod_Type)                                                      \
+    X(StatusCheck_Type)                                                       \
     X(msg_open)                                                               \
     X(msg_half_open)                                                          \
     X(msg_forced_open)                                                        \
@@ -87,7 +88,10 @@
     X(s_close)                                                                \
     X(s_metric)                                                               \
     X(s_state)                                                                \
-    X(s_consecutive_failures)
+    X(s_consecutive_failures)                                                 \
+    X(s_status_code)                                                          \
+    X(s_url)                                                                  \
+    X(s_uri_reference)
 
 /* The six states, in the order of typing.get_args(State). */
 typedef enum {

@@ -16,7 +16,8 @@ Needs httpx: ``pip install httpx`` (the ``slack`` extra includes it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+import functools
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 try:
@@ -27,8 +28,8 @@ except ImportError as error:
         "(or `pip install fluxgate[slack]`)"
     ) from error
 
-from fluxgate._async import AsyncCircuitBreaker
-from fluxgate._fluxgate import CircuitBreaker
+from fluxgate._async import AsyncCircuitBreaker, _guarded
+from fluxgate._fluxgate import CircuitBreaker, _origin_key, _StatusCheck
 from fluxgate.errors import CallNotPermittedError
 from fluxgate.registry import BreakerRegistry
 
@@ -125,36 +126,40 @@ def _registry(breakers: Any, kind: type, default: Callable[[Any], Any]) -> Break
 def _check_key(key: Any) -> Callable[[httpx.Request], Hashable]:
     if not callable(key):
         raise TypeError(f"key must be a callable taking the request, not {type(key).__name__}")
-    if key is host_key:
-        return _remembering_host_key()
     return key  # type: ignore[no-any-return]
 
 
-# The origins a transport remembers the default key of; past that it starts
-# again (a client rarely talks to more hosts than this).
-_REMEMBERED_ORIGINS = 1024
+# The hosts a transport remembers the default key of, and the origins
+# (scheme and port) per host; past that it starts again (a client rarely
+# talks to more hosts than this).
+_REMEMBERED_HOSTS = 1024
+_ORIGINS_PER_HOST = 8
 
 
-def _remembering_host_key() -> Callable[[httpx.Request], Hashable]:
-    """``host_key`` for one transport, remembering the key of each origin
-    (scheme, host, port) it has seen, so that a request costs a tuple and a
-    dict lookup rather than formatting the key again."""
-    keys: dict[tuple[Any, Any, Any], str] = {}
+def _origin_keys(key: Callable[[httpx.Request], Hashable]) -> dict[Any, Any] | None:
+    """For the default key, the dict in which a transport remembers the key
+    of each origin it has seen, so that a request costs a lookup in C
+    (``_origin_key``) rather than formatting the key again; None for any
+    other key. It maps a host to a tuple of ``(scheme, port, key)``."""
+    return {} if key is host_key else None
 
-    def remembering_host_key(request: httpx.Request) -> Hashable:
-        try:
-            parts = request.url._uri_reference
-            origin = (parts[0], parts[2], parts[3])  # scheme, host, port
-        except (AttributeError, IndexError):  # pragma: no cover - other httpx versions
-            return host_key(request)
-        key = keys.get(origin)
-        if key is None:
-            if len(keys) >= _REMEMBERED_ORIGINS:
-                keys.clear()
-            key = keys[origin] = host_key(request)
+
+def _new_origin_key(keys: dict[Any, Any], request: httpx.Request) -> Hashable:
+    """The default key of a request whose origin ``keys`` does not hold yet
+    (``_origin_key`` gave None), remembered in ``keys``."""
+    key = host_key(request)
+    try:
+        parts = request.url._uri_reference
+        scheme, host, port = parts[0], parts[2], parts[3]  # read as _origin_key does
+    except (AttributeError, IndexError):  # pragma: no cover - other httpx versions
         return key
-
-    return remembering_host_key
+    known = keys.get(host, ())
+    if len(known) >= _ORIGINS_PER_HOST:
+        known = ()
+    elif not known and len(keys) >= _REMEMBERED_HOSTS:
+        keys.clear()
+    keys[host] = (*known, (scheme, port, key))
+    return key
 
 
 class BreakerTransport(httpx.BaseTransport):
@@ -193,10 +198,25 @@ class BreakerTransport(httpx.BaseTransport):
             breakers, CircuitBreaker, lambda _key: CircuitBreaker()
         )
         self._entries = self.breakers._entries
-        self.transport = httpx.HTTPTransport() if transport is None else transport
         self._key = _check_key(key)
+        self._origin_keys = _origin_keys(key)
         self._failure_statuses = _statuses(failure_statuses)
-        self._protected_send = self._send  # bound once, not per request
+        self.transport = httpx.HTTPTransport() if transport is None else transport
+
+    @property
+    def transport(self) -> httpx.BaseTransport:
+        """The inner transport that sends the requests."""
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport: httpx.BaseTransport) -> None:
+        self._transport = transport
+        # The protected call: transport.handle_request(request), raising
+        # FailedResponse for a failure status; in C, so that a request runs
+        # no Python frame of this module inside the breaker's call.
+        self._protected_send = _StatusCheck(
+            transport, "handle_request", self._failure_statuses, FailedResponse
+        )
 
     @property
     def failure_statuses(self) -> frozenset[int]:
@@ -204,7 +224,13 @@ class BreakerTransport(httpx.BaseTransport):
         return self._failure_statuses
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        key = self._key(request)
+        keys = self._origin_keys
+        if keys is None:
+            key = self._key(request)
+        else:  # host_key(request), remembered per origin
+            key = _origin_key(keys, request)
+            if key is None:
+                key = _new_origin_key(keys, request)
         entry = self._entries.get(key)
         if entry is not None:  # registry[key], without the method call
             entry.touched = True
@@ -217,19 +243,14 @@ class BreakerTransport(httpx.BaseTransport):
                 f"{type(breaker).__name__} (use AsyncBreakerTransport with AsyncCircuitBreaker)"
             )
         try:
-            return breaker.call(self._protected_send, request)
+            response: httpx.Response = breaker.call(self._protected_send, request)
+            return response
         except FailedResponse as failed:
             return failed.response
         except CallNotPermittedError as refused:
             if isinstance(refused, RequestNotPermitted):
                 raise  # refused by a breaker of an inner transport
             raise RequestNotPermitted(f"{refused}: {key}", request=request, key=key) from None
-
-    def _send(self, request: httpx.Request) -> httpx.Response:
-        response = self.transport.handle_request(request)
-        if response.status_code in self._failure_statuses:
-            raise FailedResponse(response)
-        return response
 
     def close(self) -> None:
         self.transport.close()
@@ -265,8 +286,11 @@ class AsyncBreakerTransport(httpx.AsyncBaseTransport):
         self._entries = self.breakers._entries
         self.transport = httpx.AsyncHTTPTransport() if transport is None else transport
         self._key = _check_key(key)
+        self._origin_keys = _origin_keys(key)
         self._failure_statuses = _statuses(failure_statuses)
         self._protected_send = self._send  # bound once, not per request
+        # Per key: its breaker and the protected send made for it.
+        self._protected: dict[Hashable, tuple[AsyncCircuitBreaker, Callable[..., Any]]] = {}
 
     @property
     def failure_statuses(self) -> frozenset[int]:
@@ -274,28 +298,54 @@ class AsyncBreakerTransport(httpx.AsyncBaseTransport):
         return self._failure_statuses
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        key = self._key(request)
+        keys = self._origin_keys
+        if keys is None:
+            key = self._key(request)
+        else:  # host_key(request), remembered per origin
+            key = _origin_key(keys, request)
+            if key is None:
+                key = _new_origin_key(keys, request)
         entry = self._entries.get(key)
         if entry is not None:  # registry[key], without the method call
             entry.touched = True
             breaker = entry.breaker
         else:
             breaker = self.breakers[key]
-        if type(breaker) is not AsyncCircuitBreaker and not isinstance(
-            breaker, AsyncCircuitBreaker
-        ):
+        if type(breaker) is AsyncCircuitBreaker:
+            # breaker.call(send, request) is await breaker(send)(request): the
+            # protected send is made once per breaker, not per request.
+            made = self._protected.get(key)
+            if made is None or made[0] is not breaker:
+                made = self._protect(key, breaker)
+            protected = made[1]
+        elif isinstance(breaker, AsyncCircuitBreaker):  # a subclass: its own call()
+            call: Any = breaker.call
+            protected = functools.partial(call, self._protected_send)
+        else:
             raise TypeError(
                 f"AsyncBreakerTransport needs an AsyncCircuitBreaker for {key!r}, got "
                 f"{type(breaker).__name__} (use BreakerTransport with CircuitBreaker)"
             )
         try:
-            return await breaker.call(self._protected_send, request)
+            response: httpx.Response = await protected(request)
+            return response
         except FailedResponse as failed:
             return failed.response
         except CallNotPermittedError as refused:
             if isinstance(refused, RequestNotPermitted):
                 raise
             raise RequestNotPermitted(f"{refused}: {key}", request=request, key=key) from None
+
+    def _protect(
+        self, key: Hashable, breaker: AsyncCircuitBreaker
+    ) -> tuple[AsyncCircuitBreaker, Callable[[httpx.Request], Awaitable[httpx.Response]]]:
+        """The protected send of ``breaker``, remembered for ``key`` (as many
+        keys as the default key remembers hosts; past that it starts again)."""
+        protected = self._protected
+        if len(protected) >= _REMEMBERED_HOSTS:
+            protected.clear()
+        made = protected[key] = (breaker, _guarded(breaker, self._protected_send))
+        return made
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         response = await self.transport.handle_async_request(request)
