@@ -206,6 +206,19 @@ int fg_tripper_check(FgState *st, PyObject *tripper, FgTripInput *in);
  * verdict needs a Python node (one not skipped by short-circuiting). */
 #define FG_NEEDS_PYTHON (-2)
 int fg_tripper_check_native(FgState *st, PyObject *tripper, FgTripInput *in);
+/* A tree of built-in trippers compiled into a flat program at the breaker's
+ * construction (trippers.h says how): fg_tripper_check_native's answer for
+ * the tree it was compiled from, found without walking it. */
+typedef struct FgTripProgram FgTripProgram;
+/* The program of `tripper` in *out; NULL there (no error) when the tree
+ * cannot be compiled and must be walked. -1 with MemoryError. */
+int fg_tripper_compile(FgState *st, PyObject *tripper, FgTripProgram **out);
+void fg_tripper_program_free(FgTripProgram *program);
+int fg_tripper_program_traverse(FgTripProgram *program, visitproc visit, void *arg);
+/* fg_tripper_check_native through the program when there is one and no
+ * class of its nodes has been patched since; else by walking `tripper`. */
+int fg_tripper_check_compiled(FgState *st, const FgTripProgram *program,
+                              PyObject *tripper, FgTripInput *in);
 /* Releases what fg_tripper_check built (the CallContext). */
 void fg_trip_input_release(FgTripInput *in);
 /* The distinct SlowRate thresholds of the tree in ascending order, as a

@@ -75,9 +75,9 @@ typedef struct {
     FgTotals totals;
 } Eval;
 
-/* Composites nested deeper than this are evaluated under the interpreter's
- * recursion guard; shallower trees (all but pathological ones) skip it. */
-#define SHALLOW_TREE 32
+/* Composites nested deeper than SHALLOW_TREE (trippers.h) are evaluated
+ * under the interpreter's recursion guard; shallower trees (all but
+ * pathological ones) skip it. */
 
 /* The CallContext handed to Python nodes, built once per input. Borrowed. */
 static PyObject *
@@ -199,6 +199,28 @@ read_counts(Eval *e, Leaf *leaf, FgTotals *totals, int64_t *slow)
     return rc;
 }
 
+/* The verdict of a leaf that decides on the metric's counts. */
+static inline int
+counts_verdict(const Leaf *leaf, const FgTotals *totals, int64_t slow)
+{
+    if (leaf->kind == K_MIN_REQUESTS) {
+        return totals->total_count >= leaf->count;
+    }
+    if (totals->total_count == 0) {
+        return 0;
+    }
+    /* As Python's true division: the counts convert to double exactly. */
+    double calls = (double)totals->total_count;
+    switch (leaf->kind) {
+    case K_FAILURE_RATE:
+        return (double)totals->failure_count / calls >= leaf->ratio;
+    case K_AVG_LATENCY:
+        return totals->total_duration / calls >= leaf->threshold;
+    default:
+        return (double)slow / calls >= leaf->ratio;
+    }
+}
+
 static int
 leaf_check(Eval *e, Leaf *leaf)
 {
@@ -220,22 +242,7 @@ leaf_check(Eval *e, Leaf *leaf)
     if (read_counts(e, leaf, &totals, &slow) < 0) {
         return -1;
     }
-    if (leaf->kind == K_MIN_REQUESTS) {
-        return totals.total_count >= leaf->count;
-    }
-    if (totals.total_count == 0) {
-        return 0;
-    }
-    /* As Python's true division: the counts convert to double exactly. */
-    double calls = (double)totals.total_count;
-    switch (leaf->kind) {
-    case K_FAILURE_RATE:
-        return (double)totals.failure_count / calls >= leaf->ratio;
-    case K_AVG_LATENCY:
-        return totals.total_duration / calls >= leaf->threshold;
-    default:
-        return (double)slow / calls >= leaf->ratio;
-    }
+    return counts_verdict(leaf, &totals, slow);
 }
 
 static int node_check(Eval *e, PyObject *node);
@@ -290,6 +297,103 @@ fg_tripper_check_native(FgState *st, PyObject *tripper, FgTripInput *in)
 {
     Eval e = {.st = st, .in = in, .native_only = 1};
     return node_check(&e, tripper);
+}
+
+/* ---- the compiled program (trippers.h) ------------------------------------*/
+
+int
+fg_tripper_compile(FgState *st, PyObject *tripper, FgTripProgram **out)
+{
+    return fg_tree_compile(st, tripper, tripper_call, out);
+}
+
+void
+fg_tripper_program_free(FgTripProgram *program)
+{
+    if (program == NULL) {
+        return;
+    }
+    for (int i = 0; i < program->n; i++) {
+        Py_DECREF(program->ops[i].leaf);
+    }
+    PyMem_Free(program);
+}
+
+int
+fg_tripper_program_traverse(FgTripProgram *program, visitproc visit, void *arg)
+{
+    for (int i = 0; program != NULL && i < program->n; i++) {
+        Py_VISIT(program->ops[i].leaf);
+    }
+    return 0;
+}
+
+/* Whether the program still means what the tree does: the composite types
+ * it compiled away still run the built-ins' __call__ (each leaf's type is
+ * checked as it is reached). */
+static inline int
+program_current(const FgTripProgram *p)
+{
+    return (p->and_type == NULL || p->and_type->tp_call == p->call)
+           && (p->or_type == NULL || p->or_type->tp_call == p->call);
+}
+
+/* The tree's verdict from the program, as builtin_check gives it for a
+ * native window; FG_NEEDS_PYTHON, having evaluated nothing, when a class
+ * of its nodes was patched after it was compiled. */
+static int
+program_run(const FgTripProgram *p, FgTripInput *in)
+{
+    FgTotals totals;
+    fg_window_totals(in->window, &totals);
+    int at = 0;
+    do {
+        const ProgramOp *op = &p->ops[at];
+        Leaf *leaf = op->leaf;
+        if (Py_TYPE(leaf)->tp_call != p->call) {
+            return FG_NEEDS_PYTHON;
+        }
+        int verdict;
+        switch (op->kind) {
+        case K_CLOSED:
+            verdict = in->state == FG_CLOSED;
+            break;
+        case K_HALF_OPENED:
+            verdict = in->state == FG_HALF_OPEN;
+            break;
+        case K_FAILURE_STREAK:
+            if (!leaf->initialised) {
+                return fg_not_initialised((PyObject *)leaf);
+            }
+            verdict = in->consecutive_failures >= leaf->count;
+            break;
+        default:
+            if (!leaf->initialised) {
+                return fg_not_initialised((PyObject *)leaf);
+            }
+            verdict = counts_verdict(
+                leaf, &totals,
+                op->kind == K_SLOW_RATE
+                    ? fg_window_slow_count(in->window, leaf->threshold)
+                    : 0);
+            break;
+        }
+        at = op->next[verdict];
+    } while (at >= 0);
+    return at == PROGRAM_TRUE;
+}
+
+int
+fg_tripper_check_compiled(FgState *st, const FgTripProgram *program,
+                          PyObject *tripper, FgTripInput *in)
+{
+    if (program != NULL && in->window != NULL && program_current(program)) {
+        int verdict = program_run(program, in);
+        if (verdict != FG_NEEDS_PYTHON) {
+            return verdict;
+        }
+    }
+    return fg_tripper_check_native(st, tripper, in);
 }
 
 void
