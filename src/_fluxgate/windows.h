@@ -101,9 +101,14 @@ bit_set(uint64_t *set, int i)
 static inline void
 words_clear(uint64_t *set, int capacity)
 {
-    if (capacity > 0) {
-        memset(set, 0, (size_t)words_for(capacity) * sizeof(uint64_t));
+    if (capacity <= 0) {
+        return;
     }
+    if (capacity <= 64) { /* the usual case: no call to memset */
+        set[0] = 0;
+        return;
+    }
+    memset(set, 0, (size_t)words_for(capacity) * sizeof(uint64_t));
 }
 
 /* ---- the threshold table (window_thresholds.c) -------------------------------*/
@@ -146,6 +151,19 @@ table_find(const SlowTable *t, double threshold)
         }
     }
     return -1;
+}
+
+/* table_find, trying entry `hint` first: a breaker's calls reach its
+ * thresholds in ascending order, and the entries are usually made in that
+ * order, so the i-th threshold of a record is mostly entry i. */
+static inline int
+table_find_hinted(const SlowTable *t, double threshold, Py_ssize_t hint)
+{
+    if (hint < t->len && t->entries[hint].count > 0
+        && t->entries[hint].threshold == threshold) {
+        return (int)hint;
+    }
+    return table_find(t, threshold);
 }
 
 /* The capacity the table needs for `needed` live entries (entries are taken
