@@ -274,7 +274,16 @@ time_add(Window *w, int success, double duration, const double *slow_at,
         return -1;
     }
     double second = trunc(timestamp);
-    Py_ssize_t index = bucket_index(second, w->size);
+    Py_ssize_t index;
+    if (second == w->cached_second && w->cached_size == w->size) {
+        index = w->cached_index;
+    }
+    else {
+        index = bucket_index(second, w->size);
+        w->cached_second = second;
+        w->cached_size = w->size;
+        w->cached_index = index;
+    }
     Bucket *bucket = time_bucket(w, index);
     if (bucket == NULL) {
         return -1;

@@ -305,6 +305,12 @@ typedef struct {
     WindowStore store;
     SlowScratch scratch;
     FgRemote *remote; /* a fleet breaker's private window only, else NULL */
+    /* A TimeWindow's last bucket_index(second, size): most records land in
+     * the second before, and fmod is the costliest step of a record. Valid
+     * while cached_size is the window's size. Not part of the contents. */
+    double cached_second;
+    int64_t cached_size;
+    Py_ssize_t cached_index;
 } Window;
 
 /* window_remote.c: the clock of the remote part's deadline; drop the part
