@@ -202,7 +202,7 @@ fg_tree_compile(FgState *st, PyObject *tripper, ternaryfunc call,
         PyErr_NoMemory();
         return -1;
     }
-    *p = (FgTripProgram){.call = call};
+    *p = (FgTripProgram){.call = call, .ops = (ProgramOp *)(p + 1)};
     emit_ops(st, p, tripper, 0, PROGRAM_TRUE, PROGRAM_FALSE);
     *out = p;
     return 0;

@@ -85,7 +85,7 @@ struct FgTripProgram {
     PyTypeObject *and_type; /* borrowed from the module state, or NULL */
     PyTypeObject *or_type;  /* when the tree has no such node */
     int n;
-    ProgramOp ops[];
+    ProgramOp *ops; /* n, in the same block, after this header */
 };
 
 /* The program of `tripper` in *out, or NULL there when the tree has a node
