@@ -24,8 +24,6 @@
 
 #include "fluxgate.h"
 
-typedef struct FgTripProgram FgTripProgram;
-
 /* The state every process sharing a breaker must agree on. Every
  * transition starts a new period; an outcome is applied only in the period
  * its call was admitted in. */
@@ -72,8 +70,6 @@ typedef struct {
     double *slow_thresholds; /* distinct SlowRate thresholds of the tripper,
                               * ascending */
     Py_ssize_t n_slow_thresholds;
-    FgTripProgram *trip_program; /* the tripper compiled (components.h), or
-                                  * NULL: it is walked */
     char async_mode;     /* signals are taken by the asyncio surface */
     FgShared *shared;    /* the host-shared segment, or NULL */
 

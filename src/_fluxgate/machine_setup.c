@@ -232,7 +232,7 @@ setup_components(FgBreaker *cb, PyObject *window, PyObject *tracker,
     }
     if (fg_tripper_collect_thresholds(st, cb->tripper, &cb->slow_thresholds,
                                       &cb->n_slow_thresholds) < 0
-        || fg_tripper_compile(st, cb->tripper, &cb->trip_program) < 0) {
+        || fg_tripper_compile(st, cb->tripper) < 0) {
         return -1;
     }
     cb->window_pid = fg_getpid();
@@ -263,8 +263,6 @@ clear_components(FgBreaker *cb)
     Py_CLEAR(cb->retry);
     Py_CLEAR(cb->permit);
     Py_CLEAR(cb->listeners);
-    fg_tripper_program_free(cb->trip_program);
-    cb->trip_program = NULL;
     return 0;
 }
 
@@ -315,10 +313,6 @@ fg_machine_tp_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(cb->retry);
     Py_VISIT(cb->permit);
     Py_VISIT(cb->listeners);
-    int visited_program = fg_tripper_program_traverse(cb->trip_program, visit, arg);
-    if (visited_program != 0) {
-        return visited_program;
-    }
     int visited = fg_shared_traverse(cb->shared, visit, arg);
     if (visited != 0) {
         return visited;

@@ -169,7 +169,7 @@ emit_ops(FgState *st, FgTripProgram *p, PyObject *node, int at, int on_true,
          int on_false)
 {
     if (!is_composite(st, node)) {
-        p->ops[at] = (ProgramOp){.leaf = (Leaf *)Py_NewRef(node),
+        p->ops[at] = (ProgramOp){.leaf = (Leaf *)node,
                                  .kind = ((Node *)node)->kind,
                                  .next = {on_false, on_true}};
         p->n = at + 1;

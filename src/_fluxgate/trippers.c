@@ -302,30 +302,24 @@ fg_tripper_check_native(FgState *st, PyObject *tripper, FgTripInput *in)
 /* ---- the compiled program (trippers.h) ------------------------------------*/
 
 int
-fg_tripper_compile(FgState *st, PyObject *tripper, FgTripProgram **out)
+fg_tripper_compile(FgState *st, PyObject *tripper)
 {
-    return fg_tree_compile(st, tripper, tripper_call, out);
-}
-
-void
-fg_tripper_program_free(FgTripProgram *program)
-{
-    if (program == NULL) {
-        return;
+    if (!is_composite(st, tripper)) {
+        return 0; /* a leaf alone is evaluated as fast walked */
     }
-    for (int i = 0; i < program->n; i++) {
-        Py_DECREF(program->ops[i].leaf);
+    Composite *root = (Composite *)tripper;
+    int rc = 0;
+    /* Set once, before any breaker with this tripper evaluates it. */
+    Py_BEGIN_CRITICAL_SECTION(tripper);
+    if (root->program == NULL) {
+        FgTripProgram *program;
+        rc = fg_tree_compile(st, tripper, tripper_call, &program);
+        if (rc == 0) {
+            root->program = program;
+        }
     }
-    PyMem_Free(program);
-}
-
-int
-fg_tripper_program_traverse(FgTripProgram *program, visitproc visit, void *arg)
-{
-    for (int i = 0; program != NULL && i < program->n; i++) {
-        Py_VISIT(program->ops[i].leaf);
-    }
-    return 0;
+    Py_END_CRITICAL_SECTION();
+    return rc;
 }
 
 /* Whether the program still means what the tree does: the composite types
@@ -407,9 +401,10 @@ program_run(const FgTripProgram *p, FgTripInput *in)
 }
 
 int
-fg_tripper_check_compiled(FgState *st, const FgTripProgram *program,
-                          PyObject *tripper, FgTripInput *in)
+fg_tripper_check_compiled(FgState *st, PyObject *tripper, FgTripInput *in)
 {
+    const FgTripProgram *program =
+        is_composite(st, tripper) ? ((Composite *)tripper)->program : NULL;
     if (program != NULL && in->window != NULL && program_current(program)) {
         int verdict = program_run(program, in);
         if (verdict != FG_NEEDS_PYTHON) {

@@ -60,7 +60,8 @@ leaf_needs_init(const Leaf *leaf)
  * count and a native check per node; instead the breaker compiles it once,
  * at construction, into one op per leaf, left to right, each naming the op
  * to run next on either verdict (short-circuiting is in those jumps), or
- * the tree's verdict. The program holds its own references to the leaves.
+ * the tree's verdict. The tree's root composite keeps it (FgComposite), so
+ * every breaker with that tripper shares it.
  *
  * The program is the tree's meaning only while every node would still run
  * the built-ins' own __call__: a class patched afterwards changes its
@@ -74,8 +75,10 @@ leaf_needs_init(const Leaf *leaf)
 #define PROGRAM_MAX_OPS 256
 #define SHALLOW_TREE 32
 
+typedef struct FgTripProgram FgTripProgram;
+
 typedef struct {
-    Leaf *leaf;   /* owned */
+    Leaf *leaf;   /* borrowed: the root composite owns the tree */
     int kind;
     int next[2];  /* next[verdict]: the next op, or PROGRAM_TRUE/FALSE */
 } ProgramOp;

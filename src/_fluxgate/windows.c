@@ -275,14 +275,13 @@ time_add(Window *w, int success, double duration, const double *slow_at,
     }
     double second = trunc(timestamp);
     Py_ssize_t index;
-    if (second == w->cached_second && w->cached_size == w->size) {
-        index = w->cached_index;
+    if (second == p->cached_second) {
+        index = p->cached_index;
     }
     else {
         index = bucket_index(second, w->size);
-        w->cached_second = second;
-        w->cached_size = w->size;
-        w->cached_index = index;
+        p->cached_second = second;
+        p->cached_index = index;
     }
     Bucket *bucket = time_bucket(w, index);
     if (bucket == NULL) {
@@ -406,6 +405,8 @@ fg_window_allocate(Window *w, int64_t size)
         TimePages *p = &w->store.records.pages;
         p->pages = pages;
         p->n_pages = (Py_ssize_t)n_pages;
+        p->cached_second = 0.0; /* bucket 0 at any size */
+        p->cached_index = 0;
     }
     w->size = size;
     w->store.totals = (FgTotals){0, 0, 0.0};

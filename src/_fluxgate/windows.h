@@ -271,6 +271,13 @@ typedef struct {
     Py_ssize_t n_pages;
     uint64_t generation;
     Page *pages; /* n_pages, allocated up front */
+    /* The last bucket_index(cached_second, size): most records land in the
+     * second of the one before, and fmod is the costliest step of a record.
+     * A pure function of the second and the window's size (0 -> 0 at any
+     * size, so zeroed fields are valid); this process's own, never loaded
+     * from a shared image. It fits in the union beside CountRing. */
+    double cached_second;
+    Py_ssize_t cached_index;
 } TimePages;
 
 /* Everything a window holds (see Storage above). */
@@ -305,12 +312,6 @@ typedef struct {
     WindowStore store;
     SlowScratch scratch;
     FgRemote *remote; /* a fleet breaker's private window only, else NULL */
-    /* A TimeWindow's last bucket_index(second, size): most records land in
-     * the second before, and fmod is the costliest step of a record. Valid
-     * while cached_size is the window's size. Not part of the contents. */
-    double cached_second;
-    int64_t cached_size;
-    Py_ssize_t cached_index;
 } Window;
 
 /* window_remote.c: the clock of the remote part's deadline; drop the part
