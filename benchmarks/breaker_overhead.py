@@ -14,7 +14,11 @@ Measured, best of 7 repeats in one process:
 - async: ``await g(1)`` against ``await f(1)`` in the same loop, 100 000
   awaits per loop run;
 - memory: resident set growth over 20 000 default breakers, each with a full
-  ``CountWindow(100)``.
+  ``CountWindow(100)``;
+- the shape of the breaker, each against a default ``@cb`` call in the same
+  run: a ``TimeWindow(60)`` breaker (its ratio to the bare call too), four
+  more tripper leaves (the cost of one), and ten distinct ``SlowRate``
+  thresholds that every call reaches (the cost of one).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import timeit
 
 from fluxgate import AsyncCircuitBreaker, CallNotPermittedError, CircuitBreaker
 from fluxgate.retries import Never
-from fluxgate.trippers import MinRequests
+from fluxgate.trippers import AvgLatency, FailureRate, FailureStreak, MinRequests, SlowRate
+from fluxgate.windows import TimeWindow
 
 REPEAT = 7
 
@@ -44,6 +49,38 @@ def sync_closed() -> tuple[float, float]:
     g = CircuitBreaker()(f)
     namespace = {"f": f, "g": g}
     return best_ns("f(1)", namespace, 1_000_000), best_ns("g(1)", namespace, 1_000_000)
+
+
+def breaker_shapes() -> dict[str, float]:
+    """ns per call of a bare call, a default breaker and three other shapes,
+    timed in turns so that they share the machine's noise."""
+
+    def f(x: int) -> int:
+        return x
+
+    def protect(**components: object) -> object:
+        g = CircuitBreaker(**components)(f)  # type: ignore[arg-type]
+        for i in range(200):  # a full window
+            g(i)  # type: ignore[operator]
+        return g
+
+    extra = FailureStreak(10**6) | AvgLatency(100.0) | FailureRate(0.9) | FailureStreak(10**7)
+    slow = MinRequests(100) & FailureRate(0.5)
+    for k in range(1, 11):  # every call is slower than 10 ps
+        slow = slow | (MinRequests(10**9) & SlowRate(0.5, threshold=k * 1e-12))
+    shapes = {
+        "bare": f,
+        "default": protect(),
+        "TimeWindow(60)": protect(window=TimeWindow(60)),
+        "4 more leaves": protect(tripper=MinRequests(100) & FailureRate(0.5) | extra),
+        "10 thresholds": protect(tripper=slow),
+    }
+    best = dict.fromkeys(shapes, float("inf"))
+    for _ in range(REPEAT):
+        for name, g in shapes.items():
+            timer = timeit.Timer("g(1)", globals={"g": g})
+            best[name] = min(best[name], timer.timeit(number=300_000) / 300_000 * 1e9)
+    return best
 
 
 def open_rejection() -> tuple[float, float]:
@@ -126,6 +163,14 @@ def main() -> None:
     a_ns, b_ns = async_closed()
     print(f"async CLOSED await bare {a_ns:7.1f} ns  protected {b_ns:7.1f} ns  "
           f"ratio {b_ns / a_ns:4.2f}x  (goal <= 5x)")
+    shapes = breaker_shapes()
+    bare, default = shapes["bare"], shapes["default"]
+    print(f"TimeWindow(60)     bare {bare:7.1f} ns  protected {shapes['TimeWindow(60)']:7.1f} ns  "
+          f"ratio {shapes['TimeWindow(60)'] / bare:4.2f}x  (goal <= 3.5x; default here {default / bare:4.2f}x)")
+    print(f"per extra tripper leaf  {(shapes['4 more leaves'] - default) / 4:+6.1f} ns  "
+          f"(goal <= 3 ns; 4 more leaves than the default tripper)")
+    print(f"per SlowRate threshold  {(shapes['10 thresholds'] - default) / 10:+6.1f} ns  "
+          f"(10 distinct thresholds, each call slow for all)")
     per_breaker = memory_per_breaker()
     if per_breaker is not None:
         print(f"memory per breaker with a full CountWindow(100): "

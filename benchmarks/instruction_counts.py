@@ -50,7 +50,8 @@ COMMON = """\
 import asyncio, sys
 from fluxgate import AsyncCircuitBreaker, CallNotPermittedError, CircuitBreaker
 from fluxgate.retries import Never
-from fluxgate.trippers import FailureRate, MinRequests
+from fluxgate.trippers import AvgLatency, FailureRate, FailureStreak, MinRequests, SlowRate
+from fluxgate.windows import TimeWindow
 n = int(sys.argv[1])
 """
 
@@ -72,6 +73,43 @@ for i in range(100):
     f(i)
 for i in range(n):
     f(i)
+""",
+    "time_window": """
+cb = CircuitBreaker(window=TimeWindow(60))
+@cb
+def f(x):
+    return x
+for i in range(100):
+    f(i)
+for i in range(n):
+    f(i)
+""",
+    "six_leaves": """
+cb = CircuitBreaker(tripper=MinRequests(100) & FailureRate(0.5) | FailureStreak(10**6)
+                    | AvgLatency(100.0) | FailureRate(0.9) | FailureStreak(10**7))
+@cb
+def f(x):
+    return x
+for i in range(100):
+    f(i)
+for i in range(n):
+    f(i)
+assert cb.info().state == "closed"
+""",
+    "slow_thresholds": """
+slow = [SlowRate(0.5, threshold=k * 1e-12) for k in range(1, 11)]
+tripper = MinRequests(100) & FailureRate(0.5)
+for s in slow:
+    tripper = tripper | (MinRequests(10**9) & s)
+cb = CircuitBreaker(tripper=tripper)
+@cb
+def f(x):
+    return x
+for i in range(100):
+    f(i)
+for i in range(n):
+    f(i)
+assert len(cb.info().metrics.slow_counts) == 10
 """,
     "bare_failure": """
 def f(x):

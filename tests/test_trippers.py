@@ -10,6 +10,7 @@ import typing
 from collections.abc import Callable, Iterable
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import pytest
 from conftest import TypeCheck
@@ -18,7 +19,9 @@ from hypothesis import strategies as st
 
 import fluxgate
 import fluxgate.trippers
+from fluxgate import CallNotPermittedError, CircuitBreaker
 from fluxgate.metric import Metric
+from fluxgate.retries import Never
 from fluxgate.state import State
 from fluxgate.trippers import (
     AvgLatency,
@@ -33,6 +36,7 @@ from fluxgate.trippers import (
     _And,
     _Or,
 )
+from fluxgate.windows import CountWindow
 
 STATES: tuple[str, ...] = typing.get_args(State)
 TripperLike = Callable[[CallContext], bool]
@@ -736,6 +740,82 @@ def test_random_trees_match_a_pure_python_evaluation(
     assert [id(x) for x in log] == [id(x) for x in expected_log]
     if spec[0] != "plain":  # a plain function is not iterable
         assert [id(x) for x in tripper] == [id(x) for x in leaves]
+
+
+# ---- a breaker decides as a direct call of its tripper does -----------------
+
+builtin_leaf_specs = st.one_of(
+    st.tuples(st.just("closed")),
+    st.tuples(st.just("half_open")),
+    st.tuples(st.just("min_requests"), st.integers(1, 8)),
+    st.tuples(st.just("failure_rate"), ratios),
+    st.tuples(st.just("avg_latency"), st.sampled_from([0.5, 1.0, 2.0])),
+    st.tuples(st.just("slow_rate"), ratios, st.sampled_from(THRESHOLDS)),
+    st.tuples(st.just("failure_streak"), st.integers(1, 4)),
+)
+builtin_tree_specs = st.recursive(
+    builtin_leaf_specs,
+    lambda children: st.tuples(st.sampled_from(["&", "|"]), children, children),
+    max_leaves=12,
+)
+
+
+class Direct(Tripper):
+    """Asks a tripper by a direct call, with the CallContext the breaker builds
+    for a Python tripper; iterating it yields the tripper's leaves, so that the
+    breaker classifies calls against the same slow thresholds."""
+
+    def __init__(self, inner: Tripper) -> None:
+        self.inner = inner
+
+    def __call__(self, ctx: CallContext) -> bool:
+        return self.inner(ctx)
+
+    def __iter__(self) -> Any:
+        return iter(self.inner)
+
+
+@given(
+    builtin_tree_specs,
+    st.lists(st.tuples(st.booleans(), st.sampled_from([0.25, 0.75, 1.5, 3.0])), max_size=25),
+)
+def test_a_breaker_over_built_in_trippers_trips_as_a_direct_call_decides(
+    spec: tuple[Any, ...], outcomes: list[tuple[bool, float]]
+) -> None:
+    tripper, _ = build(spec, [])
+    breakers = [
+        CircuitBreaker(window=CountWindow(100), tripper=tripper, retry=Never()),
+        CircuitBreaker(window=CountWindow(100), tripper=Direct(tripper), retry=Never()),
+    ]
+    now = [0.0]
+
+    def work(success: bool, duration: float) -> None:
+        now[0] += duration
+        if not success:
+            raise ValueError("failed")
+
+    with mock.patch("time.perf_counter", lambda: now[0]):
+        for success, duration in outcomes:
+            for cb in breakers:
+                try:
+                    cb.call(work, success, duration)
+                except (ValueError, CallNotPermittedError):
+                    pass
+            fast, direct = (cb.info() for cb in breakers)
+            assert (fast.state, fast.metrics) == (direct.state, direct.metrics)
+
+
+@pytest.mark.parametrize("composite", [_And, _Or])
+def test_a_composite_class_patched_after_the_breaker_was_built_is_asked(
+    composite: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # False after a success, whether joined by & or |.
+    cb = CircuitBreaker(tripper=composite(HalfOpened(), FailureRate(1.0)))
+    cb.call(lambda: None)
+    assert cb.info().state == "closed"
+    monkeypatch.setattr(composite, "__call__", lambda self, ctx: True)
+    cb.call(lambda: None)
+    assert cb.info().state == "open"
 
 
 # ---- static types ------------------------------------------------------------

@@ -438,7 +438,8 @@ def _guarded(
             return await protected_half_open(func, args, kwargs)
         awaitable = _NOT_CALLED
         try:
-            awaitable = func(*args, **kwargs)
+            # Without keywords, no dict is built for the call.
+            awaitable = func(*args, **kwargs) if kwargs else func(*args)
             result = await awaitable
         except Exception as error:
             _refuse_non_awaitable(error, awaitable, func)
@@ -606,7 +607,7 @@ class AsyncCircuitBreaker:
 
             async def protected(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    return await call(*args, **kwargs)
+                    return await (call(*args, **kwargs) if kwargs else call(*args))
                 except Exception as error:
                     return fallback(error)
 

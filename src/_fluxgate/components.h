@@ -100,6 +100,12 @@ typedef struct {
     int kind;
     PyObject *left;
     PyObject *right;
+    /* A tripper composite that is a breaker's tripper: the tree under it
+     * compiled into a program (FgTripProgram, trippers.h), shared by every
+     * breaker with that tripper, or NULL. A plain PyMem block that refers
+     * to the leaves without owning them (the node owns its operands and
+     * never changes them); freed with the operands. */
+    void *program;
 } FgComposite;
 
 /* A new composite of `type` (right may be NULL). */
@@ -206,6 +212,15 @@ int fg_tripper_check(FgState *st, PyObject *tripper, FgTripInput *in);
  * verdict needs a Python node (one not skipped by short-circuiting). */
 #define FG_NEEDS_PYTHON (-2)
 int fg_tripper_check_native(FgState *st, PyObject *tripper, FgTripInput *in);
+/* A tree of built-in trippers compiled into a flat program when a breaker
+ * is built with it (trippers.h says how), kept by the tree's root
+ * composite: fg_tripper_check_native's answer found without walking it.
+ * fg_tripper_compile gives `tripper` its program unless it has one or
+ * cannot have one (a leaf alone, a Python node); -1 with MemoryError. */
+int fg_tripper_compile(FgState *st, PyObject *tripper);
+/* fg_tripper_check_native through the program when there is one and no
+ * class of its nodes has been patched since; else by walking `tripper`. */
+int fg_tripper_check_compiled(FgState *st, PyObject *tripper, FgTripInput *in);
 /* Releases what fg_tripper_check built (the CallContext). */
 void fg_trip_input_release(FgTripInput *in);
 /* The distinct SlowRate thresholds of the tree in ascending order, as a

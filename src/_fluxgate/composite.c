@@ -60,6 +60,8 @@ int
 fg_composite_clear(PyObject *self)
 {
     FgComposite *node = (FgComposite *)self;
+    PyMem_Free(node->program);
+    node->program = NULL;
     Py_CLEAR(node->left);
     Py_CLEAR(node->right);
     return 0;

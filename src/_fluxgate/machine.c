@@ -68,7 +68,7 @@ record_locked(FgBreaker *cb, int native_window, uint64_t period, int success,
     if (native_window) {
         /* Evaluated here when no Python node is reached; else outside. */
         in.window = cb->window;
-        int tripped = fg_tripper_check_native(cb->st, cb->tripper, &in);
+        int tripped = fg_tripper_check_compiled(cb->st, cb->tripper, &in);
         in.window = NULL;
         if (tripped != FG_NEEDS_PYTHON) {
             if (tripped < 0) {

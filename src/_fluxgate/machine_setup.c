@@ -232,7 +232,8 @@ setup_components(FgBreaker *cb, PyObject *window, PyObject *tracker,
         return -1;
     }
     if (fg_tripper_collect_thresholds(st, cb->tripper, &cb->slow_thresholds,
-                                      &cb->n_slow_thresholds) < 0) {
+                                      &cb->n_slow_thresholds) < 0
+        || fg_tripper_compile(st, cb->tripper) < 0) {
         return -1;
     }
     cb->window_pid = fg_getpid();

@@ -133,3 +133,77 @@ fg_tripper_collect_thresholds(FgState *st, PyObject *tripper,
     *n = count;
     return 0;
 }
+
+/* ---- compiling a tree into a program (trippers.h) ----------------------------*/
+
+/* The leaves under `node` when it can be compiled (built-in leaves under
+ * this module's _And and _Or, nested at most SHALLOW_TREE deep, all of
+ * them running the built-ins' own __call__), else -1. */
+static int
+count_ops(FgState *st, PyObject *node, ternaryfunc call, int depth)
+{
+    if (Py_TYPE(node)->tp_call != call || depth > SHALLOW_TREE) {
+        return -1;
+    }
+    if (!is_composite(st, node)) {
+        return ((Node *)node)->kind < K_AND ? 1 : -1;
+    }
+    Composite *c = (Composite *)node;
+    if (c->left == NULL || c->right == NULL) {
+        return -1;
+    }
+    int left = count_ops(st, c->left, call, depth + 1);
+    int right = left < 0 ? -1 : count_ops(st, c->right, call, depth + 1);
+    if (right < 0 || left + right > PROGRAM_MAX_OPS) {
+        return -1;
+    }
+    return left + right;
+}
+
+/* Emits the ops of `node` from ops[at]: on_true and on_false are where the
+ * node's verdict leads. The right operand of a composite starts after the
+ * left operand's leaves; the left one jumps there when it does not decide.
+ * Returns the index after the last op emitted. */
+static int
+emit_ops(FgState *st, FgTripProgram *p, PyObject *node, int at, int on_true,
+         int on_false)
+{
+    if (!is_composite(st, node)) {
+        p->ops[at] = (ProgramOp){.leaf = (Leaf *)node,
+                                 .kind = ((Node *)node)->kind,
+                                 .next = {on_false, on_true}};
+        p->n = at + 1;
+        return at + 1;
+    }
+    Composite *c = (Composite *)node;
+    int right = at + count_ops(st, c->left, p->call, 0);
+    if (c->kind == K_AND) {
+        p->and_type = Py_TYPE(node);
+        emit_ops(st, p, c->left, at, right, on_false);
+    }
+    else {
+        p->or_type = Py_TYPE(node);
+        emit_ops(st, p, c->left, at, on_true, right);
+    }
+    return emit_ops(st, p, c->right, right, on_true, on_false);
+}
+
+int
+fg_tree_compile(FgState *st, PyObject *tripper, ternaryfunc call,
+                FgTripProgram **out)
+{
+    *out = NULL;
+    int n = count_ops(st, tripper, call, 0);
+    if (n <= 0) {
+        return 0;
+    }
+    FgTripProgram *p = PyMem_Malloc(sizeof(FgTripProgram) + (size_t)n * sizeof(ProgramOp));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *p = (FgTripProgram){.call = call, .ops = (ProgramOp *)(p + 1)};
+    emit_ops(st, p, tripper, 0, PROGRAM_TRUE, PROGRAM_FALSE);
+    *out = p;
+    return 0;
+}

@@ -53,6 +53,50 @@ leaf_needs_init(const Leaf *leaf)
            && leaf->kind != K_HALF_OPENED;
 }
 
+/* ---- a tree compiled into a flat program (tripper_tree.c builds it,
+ * trippers.c runs it) ---------------------------------------------------------
+ * A tree of built-in leaves under _And and _Or nodes is evaluated by the
+ * breaker after every call. Walking it recursively costs a call, a depth
+ * count and a native check per node; instead the breaker compiles it once,
+ * at construction, into one op per leaf, left to right, each naming the op
+ * to run next on either verdict (short-circuiting is in those jumps), or
+ * the tree's verdict. The tree's root composite keeps it (FgComposite), so
+ * every breaker with that tripper shares it.
+ *
+ * The program is the tree's meaning only while every node would still run
+ * the built-ins' own __call__: a class patched afterwards changes its
+ * tp_call. The run checks that for the composite types first and for each
+ * leaf as it reaches it, and gives up if one changed (evaluating a built-in
+ * leaf changes nothing), so that the caller walks the tree as before. */
+#define PROGRAM_TRUE (-2)
+#define PROGRAM_FALSE (-1)
+/* At most this many leaves (and composites nested at most SHALLOW_TREE
+ * deep) are compiled; a larger tree is walked. */
+#define PROGRAM_MAX_OPS 256
+#define SHALLOW_TREE 32
+
+typedef struct FgTripProgram FgTripProgram;
+
+typedef struct {
+    Leaf *leaf;   /* borrowed: the root composite owns the tree */
+    int kind;
+    int next[2];  /* next[verdict]: the next op, or PROGRAM_TRUE/FALSE */
+} ProgramOp;
+
+struct FgTripProgram {
+    ternaryfunc call;       /* the built-ins' tp_call */
+    PyTypeObject *and_type; /* borrowed from the module state, or NULL */
+    PyTypeObject *or_type;  /* when the tree has no such node */
+    int n;
+    ProgramOp *ops; /* n, in the same block, after this header */
+};
+
+/* The program of `tripper` in *out, or NULL there when the tree has a node
+ * that is not a built-in of this module (or is too large): it is then
+ * walked. -1 with MemoryError. */
+int fg_tree_compile(FgState *st, PyObject *tripper, ternaryfunc call,
+                    FgTripProgram **out);
+
 /* tp_iter of a leaf (it yields itself) and of a composite (its leaves,
  * depth-first, left to right). */
 PyObject *fg_tripper_leaf_iter(PyObject *self);

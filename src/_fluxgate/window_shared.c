@@ -159,6 +159,8 @@ fg_window_load(PyObject *window, const void *image)
     else {
         w->store.records.pages.pages = local.records.pages.pages;
         w->store.records.pages.n_pages = local.records.pages.n_pages;
+        w->store.records.pages.cached_second = local.records.pages.cached_second;
+        w->store.records.pages.cached_index = local.records.pages.cached_index;
     }
     if (w->store.slow.capacity > 0) {
         memcpy(w->store.slow.entries, (const char *)image + sizeof(WindowStore),

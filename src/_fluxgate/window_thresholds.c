@@ -42,7 +42,7 @@ fg_table_plan(const SlowTable *t, SlowScratch *s, const double *slow_at,
                             "record.slow_at must not contain NaN");
             return -1;
         }
-        int e = table_find(t, threshold);
+        int e = table_find_hinted(t, threshold, i);
         if (e >= 0 && !bit_get(s->freed, e)) {
             bit_set(s->kept, e);
             continue;

@@ -31,21 +31,23 @@ static void
 set_slot(CountRing *r, Py_ssize_t slot, int failed, const uint64_t *counted,
          int len)
 {
+    /* `counted` has no bit at or past `len`: the flags are `counted`
+     * shifted up by one bit, the failure below. */
     if (r->words == 0) {
         uint8_t flags = (uint8_t)failed;
-        for (int e = 0; e < len; e++) {
-            flags |= (uint8_t)(bit_get(counted, e) << (e + 1));
+        if (len > 0) {
+            flags |= (uint8_t)(counted[0] << 1);
         }
         ((uint8_t *)r->flags)[slot] = flags;
         return;
     }
     uint64_t *words = (uint64_t *)r->flags + slot * r->words;
-    memset(words, 0, (size_t)r->words * sizeof(uint64_t));
-    words[0] = (uint64_t)failed;
-    for (int e = 0; e < len; e++) {
-        if (bit_get(counted, e)) {
-            bit_set(words, e + 1);
-        }
+    int have = len > 0 ? words_for(len) : 0;
+    uint64_t carry = (uint64_t)failed;
+    for (int w = 0; w < r->words; w++) {
+        uint64_t bits = w < have ? counted[w] : 0;
+        words[w] = bits << 1 | carry;
+        carry = bits >> 63;
     }
 }
 
@@ -272,7 +274,15 @@ time_add(Window *w, int success, double duration, const double *slow_at,
         return -1;
     }
     double second = trunc(timestamp);
-    Py_ssize_t index = bucket_index(second, w->size);
+    Py_ssize_t index;
+    if (second == p->cached_second) {
+        index = p->cached_index;
+    }
+    else {
+        index = bucket_index(second, w->size);
+        p->cached_second = second;
+        p->cached_index = index;
+    }
     Bucket *bucket = time_bucket(w, index);
     if (bucket == NULL) {
         return -1;
@@ -395,6 +405,8 @@ fg_window_allocate(Window *w, int64_t size)
         TimePages *p = &w->store.records.pages;
         p->pages = pages;
         p->n_pages = (Py_ssize_t)n_pages;
+        p->cached_second = 0.0; /* bucket 0 at any size */
+        p->cached_index = 0;
     }
     w->size = size;
     w->store.totals = (FgTotals){0, 0, 0.0};

@@ -101,9 +101,14 @@ bit_set(uint64_t *set, int i)
 static inline void
 words_clear(uint64_t *set, int capacity)
 {
-    if (capacity > 0) {
-        memset(set, 0, (size_t)words_for(capacity) * sizeof(uint64_t));
+    if (capacity <= 0) {
+        return;
     }
+    if (capacity <= 64) { /* the usual case: no call to memset */
+        set[0] = 0;
+        return;
+    }
+    memset(set, 0, (size_t)words_for(capacity) * sizeof(uint64_t));
 }
 
 /* ---- the threshold table (window_thresholds.c) -------------------------------*/
@@ -146,6 +151,19 @@ table_find(const SlowTable *t, double threshold)
         }
     }
     return -1;
+}
+
+/* table_find, trying entry `hint` first: a breaker's calls reach its
+ * thresholds in ascending order, and the entries are usually made in that
+ * order, so the i-th threshold of a record is mostly entry i. */
+static inline int
+table_find_hinted(const SlowTable *t, double threshold, Py_ssize_t hint)
+{
+    if (hint < t->len && t->entries[hint].count > 0
+        && t->entries[hint].threshold == threshold) {
+        return (int)hint;
+    }
+    return table_find(t, threshold);
 }
 
 /* The capacity the table needs for `needed` live entries (entries are taken
@@ -253,6 +271,13 @@ typedef struct {
     Py_ssize_t n_pages;
     uint64_t generation;
     Page *pages; /* n_pages, allocated up front */
+    /* The last bucket_index(cached_second, size): most records land in the
+     * second of the one before, and fmod is the costliest step of a record.
+     * A pure function of the second and the window's size (0 -> 0 at any
+     * size, so zeroed fields are valid); this process's own, never loaded
+     * from a shared image. It fits in the union beside CountRing. */
+    double cached_second;
+    Py_ssize_t cached_index;
 } TimePages;
 
 /* Everything a window holds (see Storage above). */
