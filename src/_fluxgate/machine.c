@@ -142,13 +142,8 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
     }
     FgStateId target = FG_NO_TRANSITION;
     FgTripInput later = {0};
-    if (rc == 0 && cb->shared != NULL) {
-        FG_LOCK(cb);
-        rc = record_locked(cb, native_window, period, success, duration,
-                           slow_at, n_slow, timestamp, evaluate, &target, &later);
-        FG_UNLOCK(cb);
-    }
-    else if (rc == 0) {
+#ifdef Py_GIL_DISABLED
+    if (rc == 0 && cb->shared == NULL) {
         /* Recording changes the window and the failure streak, never the
          * state or period: every FG_LOCK section holds the window's lock
          * too, so that lock alone suffices, and threads calling one breaker
@@ -157,6 +152,14 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
         rc = record_locked(cb, native_window, period, success, duration,
                            slow_at, n_slow, timestamp, evaluate, &target, &later);
         Py_END_CRITICAL_SECTION();
+    }
+    else
+#endif
+    if (rc == 0) {
+        FG_LOCK(cb);
+        rc = record_locked(cb, native_window, period, success, duration,
+                           slow_at, n_slow, timestamp, evaluate, &target, &later);
+        FG_UNLOCK(cb);
     }
     if (rc == 1) {
         rc = evaluate_outside(cb, native_window, &later, success, &target);
