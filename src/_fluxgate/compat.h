@@ -22,6 +22,38 @@
 #  define Py_END_CRITICAL_SECTION2() }
 #endif
 
+/* Before taking an object's critical section on the hot path, wait briefly
+ * while its lock is visibly held. CPython 3.13's PyMutex never looks at the
+ * lock again while it spins (gh-135871, fixed after 3.14): a thread that
+ * finds it held goes through 40 sched_yield() calls and then parks, tens
+ * of microseconds, for a lock held a hundred nanoseconds. Reading the lock
+ * byte (private to CPython, hence only here) lets a waiter take the fast
+ * path once the holder lets go. Free-threaded builds only. */
+#ifdef Py_GIL_DISABLED
+#  if defined(_MSC_VER)
+#    include <intrin.h>
+#    define fg_cpu_relax() YieldProcessor()
+#  elif defined(__x86_64__) || defined(__i386__)
+#    define fg_cpu_relax() __builtin_ia32_pause()
+#  elif defined(__aarch64__) || defined(__arm__)
+#    define fg_cpu_relax() __asm__ __volatile__("yield")
+#  else
+#    define fg_cpu_relax() ((void)0)
+#  endif
+#  define FG_LOCK_SPINS 2000
+static inline void
+fg_wait_until_unlocked(PyObject *op)
+{
+    for (int i = 0; i < FG_LOCK_SPINS
+                    && (_Py_atomic_load_uint8_relaxed(&op->ob_mutex._bits) & 1);
+         i++) {
+        fg_cpu_relax();
+    }
+}
+#else
+#  define fg_wait_until_unlocked(op) ((void)0)
+#endif
+
 /* ---- Clocks ----------------------------------------------------------------
  * Raw nanosecond readings of the clocks behind time.perf_counter() and
  * time.time(); they never raise. On Linux CPython reads them with

@@ -148,6 +148,7 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
          * state or period: every FG_LOCK section holds the window's lock
          * too, so that lock alone suffices, and threads calling one breaker
          * contend for one lock, not two. */
+        fg_wait_until_unlocked(cb->window);
         Py_BEGIN_CRITICAL_SECTION(cb->window);
         rc = record_locked(cb, native_window, period, success, duration,
                            slow_at, n_slow, timestamp, evaluate, &target, &later);
