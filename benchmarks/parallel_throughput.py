@@ -15,16 +15,19 @@ Scenarios:
 each with a trivial function and with one doing about 1 microsecond of work
 (calibrated at start-up: a loop of pure Python arithmetic).  The breakers use
 the defaults (CountWindow(100), MinRequests & FailureRate), and every call
-succeeds.  Each measurement is the best of --repeat runs: a shared machine
-only ever makes a run slower.
+succeeds.  A round times one thread, then two, for every scenario in turn;
+the figures are the medians over --rounds rounds (one thread's rate, and the
+ratio within each round), so that a virtual machine's slow spells, which
+come and go over seconds, fall on every scenario alike.
 
-    python benchmarks/parallel_throughput.py [--calls N] [--repeat R]
+    python benchmarks/parallel_throughput.py [--calls N] [--rounds R]
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
 import sysconfig
 import threading
@@ -91,31 +94,23 @@ def timed(targets: list[Call], calls: int) -> float:
     return max(finished) - started
 
 
-def best(measure: Callable[[], float], repeat: int) -> float:
-    return min(measure() for _ in range(repeat))
+Callers = Callable[[int], list[Call]]
 
 
-def scenario(name: str, function: Call, calls: int, repeat: int) -> tuple[float, float]:
-    """(one thread's calls per second, two threads' aggregate ratio)."""
-
-    def callers(threads: int) -> list[Call]:
-        if name == "bare":
-            return [function] * threads
-        if name == "per-thread":
-            return [CircuitBreaker()(function) for _ in range(threads)]
-        shared = CircuitBreaker()(function)
-        return [shared] * threads
-
-    run_loop(callers(1)[0], calls // 10)  # warm up
-    one = best(lambda: timed(callers(1), calls), repeat)
-    two = best(lambda: timed(callers(2), calls), repeat)
-    return calls / one, (2 * calls / two) / (calls / one)
+def scenarios(function: Call) -> dict[str, Callers]:
+    """For each scenario, the callers of `threads` threads."""
+    shared = CircuitBreaker()(function)
+    return {
+        "bare": lambda threads: [function] * threads,
+        "per-thread": lambda threads: [CircuitBreaker()(function) for _ in range(threads)],
+        "shared": lambda threads: [shared] * threads,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=200_000, help="calls per thread")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement")
+    parser.add_argument("--calls", type=int, default=50_000, help="calls per thread")
+    parser.add_argument("--rounds", type=int, default=25, help="rounds to take medians of")
     args = parser.parse_args()
 
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -123,15 +118,26 @@ def main() -> None:
         f"CPython {platform.python_version()}"
         f"{' free-threaded' if sysconfig.get_config_var('Py_GIL_DISABLED') else ''}, "
         f"GIL {'on' if gil else 'off'}, {args.calls} calls per thread, "
-        f"best of {args.repeat}"
+        f"medians of {args.rounds} rounds"
     )
     work, loops = make_work(1e-6)
-    functions = {"trivial": trivial, f"~1 us ({loops} loops)": work}
+    callers: dict[tuple[str, str], Callers] = {}
+    for label, function in (("trivial", trivial), (f"~1 us ({loops} loops)", work)):
+        for name, make in scenarios(function).items():
+            callers[label, name] = make
+            run_loop(make(1)[0], args.calls)  # warm up
+    rates: dict[tuple[str, str], list[float]] = {key: [] for key in callers}
+    ratios: dict[tuple[str, str], list[float]] = {key: [] for key in callers}
+    for _ in range(args.rounds):
+        for key, make in callers.items():
+            one = timed(make(1), args.calls)
+            two = timed(make(2), args.calls)
+            rates[key].append(args.calls / one)
+            ratios[key].append(2 * one / two)
     print(f"{'function':<20} {'scenario':<11} {'1 thread':>13} {'2 threads':>10}")
-    for label, function in functions.items():
-        for name in ("bare", "per-thread", "shared"):
-            rate, ratio = scenario(name, function, args.calls, args.repeat)
-            print(f"{label:<20} {name:<11} {rate / 1e6:>8.2f} M/s {ratio:>9.2f}x")
+    for (label, name), rate in rates.items():
+        ratio = statistics.median(ratios[label, name])
+        print(f"{label:<20} {name:<11} {statistics.median(rate) / 1e6:>8.2f} M/s {ratio:>9.2f}x")
 
 
 if __name__ == "__main__":

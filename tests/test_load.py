@@ -417,6 +417,33 @@ def test_threaded_load_in_a_child_forked_after_a_threaded_load() -> None:
     exact_thread_load(cb, signals)
 
 
+def hammer(cb: CircuitBreaker, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            cb.call(lambda: None)
+        except CallNotPermittedError:
+            pass
+
+
+def command(cb: CircuitBreaker, stop: threading.Event) -> None:
+    while not stop.is_set():
+        for step in (cb.force_open, cb.metrics_only, cb.disable, cb.reset):
+            step()
+
+
+def start_contention(cb: CircuitBreaker, stop: threading.Event) -> list[threading.Thread]:
+    """Three threads calling `cb` and one commanding it until `stop` is set.
+    They take the breaker and the event as arguments, not from a closure: on
+    a free-threaded build threads reading one closure cell contend for the
+    cell's own lock, which a child forked at the wrong moment would inherit
+    held, and the child reads `cb` too."""
+    workers = [threading.Thread(target=hammer, args=(cb, stop)) for _ in range(3)]
+    workers.append(threading.Thread(target=command, args=(cb, stop)))
+    for worker in workers:
+        worker.start()
+    return workers
+
+
 # On a free-threaded build a breaker's lock can be handed to a thread that
 # waited for it just as the process forks; such a fork is rare, so many are
 # made there. Where the GIL is on, a few show the same behaviour.
@@ -428,23 +455,7 @@ CONTENDED_FORKS = 150 if not getattr(sys, "_is_gil_enabled", lambda: True)() els
 def test_children_forked_while_threads_contend_for_a_breaker_can_all_use_it() -> None:
     cb = never_tripping_breaker([])
     stop = threading.Event()
-
-    def hammer() -> None:
-        while not stop.is_set():
-            try:
-                cb.call(lambda: None)
-            except CallNotPermittedError:
-                pass
-
-    def command() -> None:
-        while not stop.is_set():
-            for step in (cb.force_open, cb.metrics_only, cb.disable, cb.reset):
-                step()
-
-    workers = [threading.Thread(target=hammer) for _ in range(3)]
-    workers.append(threading.Thread(target=command))
-    for worker in workers:
-        worker.start()
+    workers = start_contention(cb, stop)
     stuck = 0
     try:
         for _ in range(CONTENDED_FORKS):
@@ -487,23 +498,7 @@ def test_a_child_forked_while_threads_call_and_command_can_use_the_breaker() -> 
     signals: list[Signal] = []
     cb = never_tripping_breaker(signals)
     stop = threading.Event()
-
-    def hammer() -> None:
-        while not stop.is_set():
-            try:
-                cb.call(lambda: None)
-            except CallNotPermittedError:
-                pass
-
-    def command() -> None:
-        while not stop.is_set():
-            for step in (cb.force_open, cb.metrics_only, cb.disable, cb.reset):
-                step()
-
-    workers = [threading.Thread(target=hammer) for _ in range(3)]
-    workers.append(threading.Thread(target=command))
-    for worker in workers:
-        worker.start()
+    workers = start_contention(cb, stop)
     try:
         time.sleep(0.05)
 
