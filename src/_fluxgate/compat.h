@@ -54,6 +54,16 @@ fg_wait_until_unlocked(PyObject *op)
 #  define fg_wait_until_unlocked(op) ((void)0)
 #endif
 
+/* A pointer set once under a lock and read without one. */
+#ifdef Py_GIL_DISABLED
+#  define FG_LOAD_PTR_ACQUIRE(field) _Py_atomic_load_ptr_acquire(&(field))
+#  define FG_STORE_PTR_RELEASE(field, value)                                  \
+    _Py_atomic_store_ptr_release(&(field), (value))
+#else
+#  define FG_LOAD_PTR_ACQUIRE(field) (field)
+#  define FG_STORE_PTR_RELEASE(field, value) ((void)((field) = (value)))
+#endif
+
 /* ---- Clocks ----------------------------------------------------------------
  * Raw nanosecond readings of the clocks behind time.perf_counter() and
  * time.time(); they never raise. On Linux CPython reads them with

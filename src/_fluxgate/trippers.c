@@ -315,7 +315,7 @@ fg_tripper_compile(FgState *st, PyObject *tripper)
         FgTripProgram *program;
         rc = fg_tree_compile(st, tripper, tripper_call, &program);
         if (rc == 0) {
-            root->program = program;
+            FG_STORE_PTR_RELEASE(root->program, program);
         }
     }
     Py_END_CRITICAL_SECTION();
@@ -403,8 +403,12 @@ program_run(const FgTripProgram *p, FgTripInput *in)
 int
 fg_tripper_check_compiled(FgState *st, PyObject *tripper, FgTripInput *in)
 {
+    /* Read without the root's lock: a breaker built meanwhile elsewhere may
+     * be setting it. */
     const FgTripProgram *program =
-        is_composite(st, tripper) ? ((Composite *)tripper)->program : NULL;
+        is_composite(st, tripper)
+            ? FG_LOAD_PTR_ACQUIRE(((Composite *)tripper)->program)
+            : NULL;
     if (program != NULL && in->window != NULL && program_current(program)) {
         int verdict = program_run(program, in);
         if (verdict != FG_NEEDS_PYTHON) {
