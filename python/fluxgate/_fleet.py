@@ -602,12 +602,39 @@ def _syncer() -> _Syncer:
         if _the_syncer is None:
             _the_syncer = _Syncer()
             if hasattr(os, "register_at_fork"):
-                os.register_at_fork(after_in_child=_after_fork)
+                os.register_at_fork(
+                    before=_before_fork,
+                    after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork,
+                )
         return _the_syncer
 
 
+# How long a fork waits for a sync under way to end (bounded: Redis may hang).
+_FORK_WAIT = 2.0
+_fork_held = False
+
+
+def _before_fork() -> None:
+    """No Redis call is under way when the process forks (every one runs
+    holding the round lock): a child would otherwise inherit the client's
+    connection pool lock held by a thread it does not have, which redis-py
+    does not renew after a fork."""
+    global _fork_held
+    if _the_syncer is not None:
+        _fork_held = _the_syncer.round.acquire(timeout=_FORK_WAIT)
+
+
+def _after_fork_in_parent() -> None:
+    global _fork_held
+    if _fork_held and _the_syncer is not None:
+        _fork_held = False
+        _the_syncer.round.release()
+
+
 def _after_fork() -> None:
-    global _syncer_lock
+    global _syncer_lock, _fork_held
     _syncer_lock = threading.Lock()
+    _fork_held = False
     if _the_syncer is not None:
         _the_syncer.after_fork()

@@ -223,6 +223,56 @@ def test_the_asyncio_breaker_joins_the_fleet(redis_server: Any) -> None:
     asyncio.run(run())
 
 
+def wait_for_child(pid: int, timeout: float = 60) -> int:
+    """The exit code of a forked child; one that hangs is killed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child did not finish")
+        time.sleep(0.005)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_children_forked_while_the_sync_thread_talks_to_redis_can_sync(
+    redis_server: Any,
+) -> None:
+    import threading
+
+    fleet = fleet_of(redis_server, name="fork-while-syncing", sync_interval=0.01)
+    breaker = CircuitBreaker(window=CountWindow(10), shared=fleet)
+    assert fleet.sync_now()
+    stop = threading.Event()
+
+    def sync_constantly(fleet: Any, stop: threading.Event) -> None:
+        while not stop.is_set():
+            fleet.sync_now()
+
+    syncing = threading.Thread(target=sync_constantly, args=(fleet, stop))
+    syncing.start()
+    try:
+        for _ in range(40):
+            time.sleep(0.003)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                code = 1
+                try:
+                    code = 0 if fleet.sync_now() else 2
+                finally:
+                    os._exit(code)
+            assert wait_for_child(pid, timeout=20) == 0
+    finally:
+        stop.set()
+        syncing.join(30)
+    del breaker
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_is_a_member_of_its_own(redis_server: Any) -> None:
     fleet = fleet_of(redis_server, name="forked")
@@ -236,8 +286,7 @@ def test_a_forked_child_is_a_member_of_its_own(redis_server: Any) -> None:
     if pid == 0:  # the child: its own member id, its own sync
         code = 0 if fleet.sync_now() else 1
         os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert wait_for_child(pid) == 0
     assert client.hlen(fleet.keys[1]) == 2
     del breaker
 
@@ -406,8 +455,7 @@ def test_a_forked_child_syncs_on_a_thread_of_its_own(redis_server: Any) -> None:
             os._exit(0)
         except BaseException:
             os._exit(2)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert wait_for_child(pid) == 0
     # The parent's sync thread adopts the worker's trip.
     deadline = time.monotonic() + 30
     while breaker.info().state != "open":
