@@ -5,6 +5,7 @@ them (freezegun, unittest.mock) otherwise."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +23,13 @@ FROZEN_TS = 1704067200.0
 CLOCKS = [
     pytest.param(_fluxgate._monotonic, time.perf_counter, "perf_counter", id="monotonic"),
     pytest.param(_fluxgate._wall_time, time.time, "time", id="wall"),
+    pytest.param(_fluxgate._bucket_time, time.time, "time", id="bucket"),
 ]
 Clock = Callable[[], float]
+
+# Where the breaker reads its clocks from the CPU's time-stamp counter, a
+# reading is within this of the clock's own (docs/design.md, "Clocks").
+COUNTER_CLOCK_ERROR = 100e-9
 
 
 def assert_native(ours: Clock, reference: Clock) -> None:
@@ -33,7 +39,10 @@ def assert_native(ours: Clock, reference: Clock) -> None:
     now = ours()
     after = reference()
     assert isinstance(now, float)
-    assert before <= now <= after
+    # A wall-clock second as a float is a multiple of ~240 ns: one step of
+    # rounding either way.
+    error = COUNTER_CLOCK_ERROR + math.ulp(now)
+    assert before - error <= now <= after + error
 
 
 @pytest.mark.parametrize(("ours", "reference", "name"), CLOCKS)
@@ -43,9 +52,9 @@ def test_agrees_with_the_time_module(ours: Clock, reference: Clock, name: str) -
         assert_native(ours, reference)
 
 
-def test_monotonic_never_goes_back() -> None:
-    readings = [_fluxgate._monotonic() for _ in range(1000)]
-    assert readings == sorted(readings)
+def test_monotonic_never_goes_back_beyond_its_error() -> None:
+    readings = [_fluxgate._monotonic() for _ in range(100_000)]
+    assert all(b >= a - COUNTER_CLOCK_ERROR for a, b in zip(readings, readings[1:]))
 
 
 def test_follows_freeze_time() -> None:

@@ -165,7 +165,7 @@ async_core_succeed(FgAsyncCore *core, PyObject *ticket_obj)
     if (t->recorded) {
         double end;
         if (t->native_clock) {
-            end = (double)fg_raw_perf_counter_ns() / 1e9;
+            end = (double)fg_tsc_now_ns(&core->st->tsc) / 1e9;
         }
         else if (fg_perf_counter(core->st, &end) < 0) {
             return NULL;

@@ -297,7 +297,7 @@ fg_perf_counter(FgState *st, double *out)
     PyObject *replacement = NULL;
     int native = clock_is_native(st, FG_CLOCK_PERF_COUNTER, &replacement);
     if (native == 1) {
-        *out = (double)fg_raw_perf_counter_ns() / 1e9;
+        *out = (double)fg_tsc_now_ns(&st->tsc) / 1e9;
         return 0;
     }
     return native < 0 ? -1 : call_clock(replacement, out);
@@ -307,6 +307,7 @@ int
 fg_call_clock_start(FgState *st, FgCallClock *clock, double *now)
 {
     clock->replacement = NULL;
+    clock->tsc = &st->tsc;
     int native = clock_is_native(st, FG_CLOCK_PERF_COUNTER, &clock->replacement);
     if (native < 0) {
         return -1;
@@ -316,7 +317,7 @@ fg_call_clock_start(FgState *st, FgCallClock *clock, double *now)
         return -1;
     }
     if (native == 1) {
-        *now = (double)fg_raw_perf_counter_ns() / 1e9;
+        *now = (double)fg_tsc_now_ns(clock->tsc) / 1e9;
     }
     return 0;
 }
@@ -325,7 +326,7 @@ int
 fg_call_clock_stop(FgCallClock *clock, double *now)
 {
     if (clock->replacement == NULL) {
-        *now = (double)fg_raw_perf_counter_ns() / 1e9;
+        *now = (double)fg_tsc_now_ns(clock->tsc) / 1e9;
         return 0;
     }
     PyObject *replacement = clock->replacement;
@@ -343,6 +344,18 @@ fg_wall_time_ex(FgState *st, double *out, int *native)
         return 0;
     }
     return *native < 0 ? -1 : call_clock(replacement, out);
+}
+
+int
+fg_bucket_time(FgState *st, double *out)
+{
+    PyObject *replacement = NULL;
+    int native = clock_is_native(st, FG_CLOCK_TIME, &replacement);
+    if (native == 1) {
+        *out = (double)fg_tsc_wall_ns(&st->tsc) / 1e9;
+        return 0;
+    }
+    return native < 0 ? -1 : call_clock(replacement, out);
 }
 
 int
@@ -388,6 +401,7 @@ fg_uniform(FgState *st, double a, double b, double *out)
 int
 fg_clock_init(PyObject *module, FgState *st)
 {
+    fg_tsc_init(&st->tsc);
     PyObject *time_module = PyImport_ImportModule("time");
     if (time_module == NULL) {
         return -1;

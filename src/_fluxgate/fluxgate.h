@@ -36,6 +36,7 @@ int fg_perf_counter(FgState *st, double *out);
  * second reading is not needed) must follow every successful start. */
 typedef struct {
     PyObject *replacement; /* NULL for the native clock */
+    FgTsc *tsc;            /* the native clock's reader */
 } FgCallClock;
 int fg_call_clock_start(FgState *st, FgCallClock *clock, double *now);
 int fg_call_clock_stop(FgCallClock *clock, double *now);
@@ -46,6 +47,9 @@ fg_call_clock_release(FgCallClock *clock)
 }
 /* Wall-clock seconds, as the time module's current time() gives them. */
 int fg_wall_time(FgState *st, double *out);
+/* The same for a TimeWindow's bucket: the native clock is read from the
+ * time-stamp counter where it can be (tsc.h), within nanoseconds of it. */
+int fg_bucket_time(FgState *st, double *out);
 /* The same, telling whether the native clock was read (*native == 1): then
  * fg_raw_wall_time() may be read again where no Python code may run. */
 int fg_wall_time_ex(FgState *st, double *out, int *native);

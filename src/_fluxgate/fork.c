@@ -55,8 +55,9 @@ forget_holder(PyObject *op)
 static PyObject *
 release_after_fork(PyObject *module, PyObject *unused)
 {
-#ifdef Py_GIL_DISABLED
     FgState *st = fg_state(module);
+    fg_tsc_after_fork(&st->tsc);
+#ifdef Py_GIL_DISABLED
     memset(&st->fork_lock, 0, sizeof(st->fork_lock));
     ensure_head(st);
     for (FgForkLink *link = st->fork_breakers.next; link != &st->fork_breakers;
@@ -64,8 +65,6 @@ release_after_fork(PyObject *module, PyObject *unused)
         forget_holder(link->owner);
         forget_holder(*link->companion);
     }
-#else
-    (void)module;
 #endif
     Py_RETURN_NONE;
 }
@@ -73,6 +72,7 @@ release_after_fork(PyObject *module, PyObject *unused)
 PyMethodDef fg_fork_functions[] = {
     {"_release_after_fork", release_after_fork, METH_NOARGS,
      "_release_after_fork()\n--\n\nIn a child right after fork(): free the "
-     "breakers' locks that threads the child does not have were given."},
+     "breakers' locks that threads the child does not have were given, and "
+     "the clock's anchor a writer left half-written."},
     {NULL, NULL, 0, NULL},
 };

@@ -68,7 +68,37 @@ module_wall_time(PyObject *module, PyObject *unused)
                                                     : PyFloat_FromDouble(now);
 }
 
+static PyObject *
+module_bucket_time(PyObject *module, PyObject *unused)
+{
+    double now;
+    return fg_bucket_time(fg_state(module), &now) < 0 ? NULL
+                                                      : PyFloat_FromDouble(now);
+}
+
+/* Whether the monotonic clock is read from the time-stamp counter (tsc.h):
+ * (usable, nanoseconds per tick), the rate 0.0 while it is being measured. */
+static PyObject *
+module_counter_clock(PyObject *module, PyObject *unused)
+{
+    FgTsc *tsc = &fg_state(module)->tsc;
+#if FG_HAVE_TSC
+    double ns_per_tick;
+    __atomic_load(&tsc->ns_per_tick, &ns_per_tick, __ATOMIC_RELAXED);
+#else
+    double ns_per_tick = 0.0;
+#endif
+    return Py_BuildValue("(Od)", tsc->usable ? Py_True : Py_False, ns_per_tick);
+}
+
 static PyMethodDef module_methods[] = {
+    {"_bucket_time", module_bucket_time, METH_NOARGS,
+     "_bucket_time($module, /)\n--\n\nWall-clock seconds as a TimeWindow "
+     "reads them to choose a bucket."},
+    {"_counter_clock", module_counter_clock, METH_NOARGS,
+     "_counter_clock($module, /)\n--\n\n(usable, ns_per_tick): whether the "
+     "monotonic clock is read from the CPU's time-stamp counter, and its "
+     "measured rate (0.0 until measured)."},
     {"_monotonic", module_monotonic, METH_NOARGS,
      "_monotonic($module, /)\n--\n\nSeconds of the monotonic clock the breaker "
      "times calls with."},

@@ -10,6 +10,7 @@
 #define FLUXGATE_STATE_H
 
 #include "compat.h"
+#include "tsc.h"
 
 /* Every Python object the module keeps, listed once so that traverse and
  * clear can never miss one. */
@@ -173,6 +174,8 @@ typedef struct FgState {
     /* Where each was last seen native. */
     FgClockCheck clock_check[FG_CLOCK_COUNT];
 #endif
+    /* The monotonic clock from the time-stamp counter (tsc.h). */
+    FgTsc tsc;
     /* fg_native_kind's verdicts: a type's version tag << 8 | (kind + 1),
      * direct-mapped by the tag; 0 is an empty entry. */
     uint64_t dispatch_cache[FG_FAMILY_COUNT][FG_DISPATCH_WAYS];

@@ -1,0 +1,146 @@
+"""The monotonic and wall clocks read from the CPU's time-stamp counter
+(src/_fluxgate/tsc.h): where the system allows it, the breaker derives both
+from the counter, and every reading, and so every recorded duration, stays
+within 100 ns of what time.perf_counter() and time.time() give. Elsewhere the
+clocks are read directly and these tests check the same bounds."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from fluxgate import CircuitBreaker
+from fluxgate.trippers import MinRequests
+from fluxgate.windows import CountWindow
+from fluxgate import _fluxgate
+
+ERROR = 100e-9
+
+
+def wait_until_calibrated() -> None:
+    """Readings spread over more than the rate's measuring span (100 ms)."""
+    deadline = time.perf_counter() + 5
+    while time.perf_counter() < deadline:
+        _fluxgate._monotonic()
+        usable, ns_per_tick = _fluxgate._counter_clock()
+        if not usable or ns_per_tick > 0:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the counter clock's rate was never measured")
+
+
+def spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+# Pauses between readings: none (readings of one anchor), some beyond an
+# anchor's 200 us (a fresh anchor), and idle spans.
+PAUSES = [0.0] * 50 + [5e-6, 100e-6, 250e-6, 1e-3, 3e-3]
+
+
+@pytest.mark.parametrize(
+    ("ours", "reference"),
+    [
+        pytest.param(_fluxgate._monotonic, time.perf_counter, id="monotonic"),
+        pytest.param(_fluxgate._bucket_time, time.time, id="bucket"),
+    ],
+)
+def test_every_reading_is_within_100ns_of_the_clock(
+    ours: Callable[[], float], reference: Callable[[], float]
+) -> None:
+    wait_until_calibrated()
+    outside = []
+    for round_ in range(40):
+        for pause in PAUSES:
+            if pause:
+                spin(pause) if round_ % 2 else time.sleep(pause)
+            before = reference()
+            now = ours()
+            after = reference()
+            # Wall-clock seconds as floats are multiples of ~240 ns: one
+            # step of rounding either way.
+            error = ERROR + math.ulp(now)
+            if not before - error <= now <= after + error:
+                outside.append((before, now, after))
+    assert outside == []
+
+
+def test_the_rate_is_measured_where_the_counter_is_usable() -> None:
+    wait_until_calibrated()
+    usable, ns_per_tick = _fluxgate._counter_clock()
+    if usable:
+        # Between 100 MHz and 10 GHz.
+        assert 0.1 < ns_per_tick < 10
+    else:
+        assert ns_per_tick == 0.0
+
+
+@pytest.mark.parametrize("seconds", [0.0, 1e-6, 50e-6, 300e-6, 5e-3, 0.15])
+def test_a_recorded_duration_is_within_100ns_of_the_calls_own_clock(seconds: float) -> None:
+    wait_until_calibrated()
+    cb = CircuitBreaker(window=CountWindow(1000), tripper=MinRequests(10**6))
+    inner: list[float] = []
+
+    def work() -> None:
+        started = time.perf_counter()
+        spin(seconds)
+        inner.append(time.perf_counter() - started)
+
+    outer = []
+    for _ in range(20 if seconds < 0.01 else 2):
+        before = time.perf_counter()
+        total = cb.info().metrics.total_duration
+        cb.call(work)
+        outer.append(time.perf_counter() - before)
+        duration = cb.info().metrics.total_duration - total
+        # The breaker's readings enclose the function's and are enclosed by
+        # the caller's.
+        assert inner[-1] - ERROR <= duration <= outer[-1] + ERROR
+
+
+def test_the_environment_can_turn_the_counter_clock_off() -> None:
+    script = (
+        "import time\n"
+        "from fluxgate import _fluxgate\n"
+        "assert _fluxgate._counter_clock() == (False, 0.0)\n"
+        "for _ in range(10000):\n"
+        "    a = time.perf_counter(); b = _fluxgate._monotonic(); c = time.perf_counter()\n"
+        "    assert a <= b <= c, (a, b, c)\n"
+    )
+    env = dict(os.environ, FLUXGATE_TSC="0")
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_reads_the_clock_within_100ns() -> None:
+    wait_until_calibrated()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            for _ in range(20000):
+                before = time.perf_counter()
+                now = _fluxgate._monotonic()
+                after = time.perf_counter()
+                if not before - ERROR <= now <= after + ERROR:
+                    code = 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("the child did not finish")
