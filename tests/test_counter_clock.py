@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -144,3 +145,26 @@ def test_a_forked_child_reads_the_clock_within_100ns() -> None:
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     raise AssertionError("the child did not finish")
+
+
+def test_threads_reading_at_once_stay_within_100ns() -> None:
+    wait_until_calibrated()
+    outside: list[tuple[float, float, float]] = []
+
+    def read() -> None:
+        for round_ in range(200):
+            # Pauses past an anchor's age, so that threads re-anchor at once.
+            spin(250e-6 if round_ % 3 else 0.0)
+            for _ in range(50):
+                before = time.perf_counter()
+                now = _fluxgate._monotonic()
+                after = time.perf_counter()
+                if not before - ERROR <= now <= after + ERROR:
+                    outside.append((before, now, after))
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outside == []

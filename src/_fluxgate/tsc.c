@@ -131,12 +131,14 @@ fg_tsc_refresh(FgTsc *tsc, int wall)
                                      __ATOMIC_RELAXED)) {
         return result; /* another thread is writing the anchor */
     }
-    /* The reads take 50-100 ns. Spread over more (an interruption, a
-     * preemption), they place the clock too loosely for an anchor: half
-     * their spread is the anchor's uncertainty. */
+    /* A clock read takes 20-40 ns. Slower (an interruption, a preemption,
+     * a busy hypervisor), it places the clock too loosely for an anchor: half
+     * the time between the counter reads around it is the uncertainty.
+     * While the rate is unknown no reading uses the anchor, and 300 ticks
+     * are FG_TSC_PAIR_NS at 3 GHz. */
     double ns_per_tick = tsc->ns_per_tick;
-    uint64_t most = ns_per_tick > 0 ? (uint64_t)(FG_TSC_PAIR_NS / ns_per_tick) : 1000;
-    if (after - before <= most) {
+    uint64_t most = ns_per_tick > 0 ? (uint64_t)(FG_TSC_PAIR_NS / ns_per_tick) : 300;
+    if (middle - before <= most && after - middle <= most) {
         uint64_t at = before + (middle - before) / 2;
         double rate = next_rate(tsc, at, now_ns);
         /* The wall clock was read half a pair later than the monotonic one. */

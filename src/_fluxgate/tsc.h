@@ -51,8 +51,9 @@
 #define FG_TSC_ANCHOR_NS 200000
 /* ns_per_tick is measured over spans of at least this. */
 #define FG_TSC_CALIBRATE_NS 100000000
-/* An anchor's reads spread over at most this. */
-#define FG_TSC_PAIR_NS 300
+/* Each of an anchor's two clock reads lies between two counter reads at
+ * most this far apart (half of it is the anchor's uncertainty). */
+#define FG_TSC_PAIR_NS 100
 /* A fresh clock read this far from the anchor's prediction distrusts the
  * rate (and the counter) until it has been measured again. */
 #define FG_TSC_TOLERANCE_NS 1000
