@@ -387,6 +387,22 @@ def frequent_switches() -> Iterator[None]:
         sys.setswitchinterval(interval)
 
 
+def wait_for_child(pid: int, timeout: float = 60) -> int | None:
+    """The exit code of the forked child `pid`, or None when it did not
+    finish within `timeout` seconds: it is then killed, so that a child that
+    hangs fails its test instead of stalling the run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(0.002)
+
+
 def run_threads(targets: Sequence[Callable[[], object]], timeout: float = 120) -> None:
     """Run each target in its own thread, all released at once by a barrier;
     re-raise the first exception any of them raised."""

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from conftest import wait_for_child
 
 from fluxgate import CircuitBreaker
 from fluxgate.trippers import MinRequests
@@ -135,16 +136,7 @@ def test_a_forked_child_reads_the_clock_within_100ns() -> None:
                     code = 1
         finally:
             os._exit(code)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert os.waitstatus_to_exitcode(status) == 0
-            return
-        time.sleep(0.01)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    raise AssertionError("the child did not finish")
+    assert wait_for_child(pid) == 0
 
 
 def test_threads_reading_at_once_stay_within_100ns() -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import run_threads
+from conftest import run_threads, wait_for_child
 
 from fluxgate import AsyncCircuitBreaker, CallNotPermittedError, CircuitBreaker
 from fluxgate.permits import All as PermitAll
@@ -364,20 +364,13 @@ def run_in_child(body: Callable[[], dict[str, Any]], timeout: float = 60) -> dic
         finally:
             os._exit(status)
     os.close(write_end)
-    deadline = time.monotonic() + timeout
-    while True:
-        finished, status = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            os.close(read_end)
-            pytest.fail("the forked child did not finish")
-        time.sleep(0.01)
+    code = wait_for_child(pid, timeout)
+    if code is None:
+        os.close(read_end)
+        pytest.fail("the forked child did not finish")
     with os.fdopen(read_end) as pipe:
         text = pipe.read()
-    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert code == 0, text
     report: dict[str, Any] = json.loads(text)
     assert "error" not in report, report["error"]
     return report
@@ -473,18 +466,11 @@ def test_children_forked_while_threads_contend_for_a_breaker_can_all_use_it() ->
                     status = 0 if cb.info().metrics.total_count == 1 else 2
                 finally:
                     os._exit(status)
-            deadline = time.monotonic() + 20
-            while True:
-                finished, status = os.waitpid(pid, os.WNOHANG)
-                if finished:
-                    assert os.waitstatus_to_exitcode(status) == 0
-                    break
-                if time.monotonic() > deadline:
-                    stuck += 1
-                    os.kill(pid, 9)
-                    os.waitpid(pid, 0)
-                    break
-                time.sleep(0.001)
+            code = wait_for_child(pid, timeout=20)
+            if code is None:
+                stuck += 1
+            else:
+                assert code == 0
     finally:
         stop.set()
         for worker in workers:

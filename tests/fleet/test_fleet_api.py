@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 import pytest
+from conftest import wait_for_child
 
 from fluxgate import AsyncCircuitBreaker, CallNotPermittedError, CircuitBreaker
 from fluxgate.retries import Never
@@ -221,20 +222,6 @@ def test_the_asyncio_breaker_joins_the_fleet(redis_server: Any) -> None:
             await a.call(aboom)
 
     asyncio.run(run())
-
-
-def wait_for_child(pid: int, timeout: float = 60) -> int:
-    """The exit code of a forked child; one that hangs is killed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        finished, status = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child did not finish")
-        time.sleep(0.005)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
