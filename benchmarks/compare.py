@@ -9,11 +9,12 @@ Run from the repository root, with network access to PyPI the first time:
 
 Each library is installed into a venv of its own under ``--cache``
 (``benchmarks/.venvs`` by default, ignored by git), with the interpreter
-running this script: fluxgate 0.9.4 (pure Python), pybreaker, circuitbreaker
-and aiobreaker from PyPI, and this tree's fluxgate, built from the
-repository (Release build, rebuilt when its sources change; ``--fluxgate-from
-here`` uses the fluxgate installed for the running interpreter instead).  A
-library that no longer installs is skipped and the output says so.
+running this script: fluxgate 0.9.4 (pure Python), pybreaker, circuitbreaker,
+aiobreaker, interlock-cb (Python 3.11 or newer) and purgatory from PyPI, and
+this tree's fluxgate, built from the repository (Release build, rebuilt when
+its sources change; ``--fluxgate-from here`` uses the fluxgate installed for
+the running interpreter instead).  A library that no longer installs is
+skipped and the output says so.
 
 Each round runs ``benchmarks/workloads.py`` once per library, in a process
 of its own, the order rotating from round to round so that the machine's
@@ -67,6 +68,8 @@ LIBRARIES = (
     Library("pybreaker", "pybreaker", "pybreaker", "pybreaker"),
     Library("circuitbreaker", "circuitbreaker", "circuitbreaker", "circuitbreaker"),
     Library("aiobreaker", "aiobreaker", "aiobreaker", "aiobreaker"),
+    Library("interlock-cb", "interlock-cb", "interlock-cb", "interlock-cb"),
+    Library("purgatory", "purgatory", "purgatory", "purgatory"),
 )
 PLOTTING = "matplotlib"
 
