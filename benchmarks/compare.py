@@ -2,8 +2,8 @@
 
 Run from the repository root, with network access to PyPI the first time:
 
-    python benchmarks/compare.py            # 5 rounds, about 2 minutes
-    python benchmarks/compare.py --quick    # a rough smoke run, about 15 seconds
+    python benchmarks/compare.py            # 5 rounds, about 4 minutes
+    python benchmarks/compare.py --quick    # a rough smoke run, about 10 seconds
 
 (The first run also creates the venvs and builds this tree: add a minute.)
 
@@ -575,7 +575,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Compare fluxgate with other circuit breakers, each in its own venv."
     )
-    parser.add_argument("--quick", action="store_true", help="a rough smoke run (about 15 seconds once the venvs exist)")
+    parser.add_argument("--quick", action="store_true", help="a rough smoke run (about 10 seconds once the venvs exist)")
     parser.add_argument("--rounds", type=int, help="processes per library (default 5, 1 with --quick)")
     parser.add_argument("--cache", type=Path, default=HERE / ".venvs", help="where the venvs live")
     parser.add_argument("--refresh", action="store_true", help="reinstall every venv")

@@ -374,7 +374,7 @@ class Purgatory(Adapter):
     def refusal(self) -> type[BaseException]:
         from purgatory.domain.model import OpenedState
 
-        return OpenedState
+        return OpenedState  # type: ignore[no-any-return]
 
     def failures_to_open(self) -> int:
         return 50
