@@ -46,7 +46,17 @@ def draw(data: dict[str, Any], path: Path) -> None:
     baseline_of: dict[str, str] = data["baseline_of"]
     baselines: dict[str, float | None] = data["baselines"]
     names = ["baseline", *series]
-    colours = ["#9e9e9e", "#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
+    colours = [
+        "#9e9e9e",
+        "#1f77b4",
+        "#aec7e8",
+        "#ff7f0e",
+        "#2ca02c",
+        "#d62728",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+    ]
 
     figure, (times, memory) = plt.subplots(
         1, 2, figsize=(11, 5.2), gridspec_kw={"width_ratios": [3, 1.4]}

@@ -2,18 +2,19 @@
 
 Run from the repository root, with network access to PyPI the first time:
 
-    python benchmarks/compare.py            # 5 rounds, about 2 minutes
-    python benchmarks/compare.py --quick    # a rough smoke run, about 15 seconds
+    python benchmarks/compare.py            # 5 rounds, about 4 minutes
+    python benchmarks/compare.py --quick    # a rough smoke run, about 10 seconds
 
 (The first run also creates the venvs and builds this tree: add a minute.)
 
 Each library is installed into a venv of its own under ``--cache``
 (``benchmarks/.venvs`` by default, ignored by git), with the interpreter
-running this script: fluxgate 0.9.4 (pure Python), pybreaker, circuitbreaker
-and aiobreaker from PyPI, and this tree's fluxgate, built from the
-repository (Release build, rebuilt when its sources change; ``--fluxgate-from
-here`` uses the fluxgate installed for the running interpreter instead).  A
-library that no longer installs is skipped and the output says so.
+running this script: fluxgate 0.9.4 (pure Python), pybreaker, circuitbreaker,
+aiobreaker, interlock-cb (Python 3.11 or newer) and purgatory from PyPI, and
+this tree's fluxgate, built from the repository (Release build, rebuilt when
+its sources change; ``--fluxgate-from here`` uses the fluxgate installed for
+the running interpreter instead).  A library that no longer installs is
+skipped and the output says so.
 
 Each round runs ``benchmarks/workloads.py`` once per library, in a process
 of its own, the order rotating from round to round so that the machine's
@@ -67,6 +68,8 @@ LIBRARIES = (
     Library("pybreaker", "pybreaker", "pybreaker", "pybreaker"),
     Library("circuitbreaker", "circuitbreaker", "circuitbreaker", "circuitbreaker"),
     Library("aiobreaker", "aiobreaker", "aiobreaker", "aiobreaker"),
+    Library("interlock-cb", "interlock-cb", "interlock-cb", "interlock-cb"),
+    Library("purgatory", "purgatory", "purgatory", "purgatory"),
 )
 PLOTTING = "matplotlib"
 
@@ -572,7 +575,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Compare fluxgate with other circuit breakers, each in its own venv."
     )
-    parser.add_argument("--quick", action="store_true", help="a rough smoke run (about 15 seconds once the venvs exist)")
+    parser.add_argument("--quick", action="store_true", help="a rough smoke run (about 10 seconds once the venvs exist)")
     parser.add_argument("--rounds", type=int, help="processes per library (default 5, 1 with --quick)")
     parser.add_argument("--cache", type=Path, default=HERE / ".venvs", help="where the venvs live")
     parser.add_argument("--refresh", action="store_true", help="reinstall every venv")

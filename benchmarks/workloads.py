@@ -7,8 +7,8 @@ any of those venvs:
     python benchmarks/workloads.py ADAPTER [--quick]
 
 ADAPTER is one of ``fluxgate``, ``pybreaker``, ``circuitbreaker``,
-``aiobreaker`` (``fluxgate`` serves both this tree and 0.9.4, whose API is
-the same).  The workloads, in the order they run:
+``aiobreaker``, ``interlock-cb``, ``purgatory`` (``fluxgate`` serves both
+this tree and 0.9.4, whose API is the same).  The workloads, in the order they run:
 
 - memory: resident set growth (``/proc/self/statm``; tracemalloc where there
   is no ``/proc``) over N breakers, each after 100 successful calls through
@@ -281,8 +281,127 @@ class AioBreaker(Adapter):
         return breaker.fail_counter  # type: ignore[no-any-return]
 
 
+class Interlock(Adapter):
+    """interlock-cb: a count window, a failure rate and a minimum number of
+    calls, like fluxgate's; local state (no storage)."""
+
+    name = "interlock-cb"
+    counter = "snapshot().total_calls"
+
+    def _breaker(self, size: int, minimum: int) -> Any:
+        import interlock
+
+        config = interlock.Config(
+            window_type=interlock.WindowType.COUNT_BASED,
+            window_size=size,
+            minimum_number_of_calls=minimum,
+            failure_rate_threshold=0.5,
+            wait_duration_in_open=60.0,
+        )
+        return interlock.CircuitBreaker(name="workload", config=config)
+
+    def breaker(self) -> Any:
+        return self._breaker(100, 100)
+
+    def async_decorated(self, func: Callable[..., Any]) -> Optional[Callable[..., Any]]:
+        return self.breaker()(func)  # type: ignore[no-any-return]
+
+    def call(self, breaker: Any, func: Callable[..., Any], arg: int) -> Any:
+        return breaker.call(func, arg)
+
+    def refusal(self) -> type[BaseException]:
+        import interlock
+
+        return interlock.CircuitOpenError  # type: ignore[no-any-return]
+
+    def failures_to_open(self) -> int:
+        return 100
+
+    def is_open(self, breaker: Any) -> bool:
+        import interlock
+
+        return breaker.state == interlock.State.OPEN  # type: ignore[no-any-return]
+
+    def counting_breaker(self, calls: int) -> Any:
+        # A window as large as the run; one more call than the run to trip.
+        return self._breaker(calls, calls + 1)
+
+    def counted(self, breaker: Any) -> int:
+        return breaker.snapshot().total_calls  # type: ignore[no-any-return]
+
+
+class Purgatory(Adapter):
+    """purgatory: named circuits kept by a factory (one per process, in
+    memory, as its documentation shows); a breaker here is a circuit's name.
+    Each call through the decorator or ``get_breaker`` looks the circuit up."""
+
+    name = "purgatory"
+    counter = "failure_count"
+
+    def __init__(self) -> None:
+        self._factory: Any = None
+        self._circuits = 0
+
+    def factory(self) -> Any:
+        if self._factory is None:
+            from purgatory import SyncCircuitBreakerFactory
+
+            self._factory = SyncCircuitBreakerFactory(default_threshold=50, default_ttl=60)
+        return self._factory
+
+    def _breaker(self, threshold: int) -> Any:
+        self._circuits += 1
+        circuit = f"circuit-{self._circuits}"
+        self.factory().get_breaker(circuit, threshold=threshold, ttl=60)
+        return circuit
+
+    def breaker(self) -> Any:
+        return self._breaker(50)
+
+    def decorate(self, breaker: Any, func: Callable[..., Any]) -> Callable[..., Any]:
+        return self.factory()(breaker)(func)  # type: ignore[no-any-return]
+
+    def async_decorated(self, func: Callable[..., Any]) -> Optional[Callable[..., Any]]:
+        from purgatory import AsyncCircuitBreakerFactory
+
+        factory = AsyncCircuitBreakerFactory(default_threshold=50, default_ttl=60)
+        return factory("async-circuit", threshold=50, ttl=60)(func)  # type: ignore[no-any-return]
+
+    def call(self, breaker: Any, func: Callable[..., Any], arg: int) -> Any:
+        with self.factory().get_breaker(breaker):
+            return func(arg)
+
+    def refusal(self) -> type[BaseException]:
+        from purgatory.domain.model import OpenedState
+
+        return OpenedState  # type: ignore[no-any-return]
+
+    def failures_to_open(self) -> int:
+        return 50
+
+    def _context(self, breaker: Any) -> Any:
+        return self.factory().uow.contexts.get(breaker)
+
+    def is_open(self, breaker: Any) -> bool:
+        return self._context(breaker).state == "opened"  # type: ignore[no-any-return]
+
+    def counting_breaker(self, calls: int) -> Any:
+        return self._breaker(calls + 1)
+
+    def counted(self, breaker: Any) -> int:
+        return self._context(breaker).failure_count  # type: ignore[no-any-return]
+
+
 ADAPTERS: dict[str, Adapter] = {
-    adapter.name: adapter for adapter in (Fluxgate(), PyBreaker(), CircuitBreakerLib(), AioBreaker())
+    adapter.name: adapter
+    for adapter in (
+        Fluxgate(),
+        PyBreaker(),
+        CircuitBreakerLib(),
+        AioBreaker(),
+        Interlock(),
+        Purgatory(),
+    )
 }
 
 
