@@ -26,15 +26,17 @@ ERROR = 100e-9
 
 
 def wait_until_calibrated() -> None:
-    """Readings spread over more than the rate's measuring span (100 ms)."""
-    deadline = time.perf_counter() + 5
+    """Readings spread over more than the rate's measuring span (100 ms),
+    for at most 2 s: where the clock reads too slowly to anchor the counter
+    (a sanitizer build), every reading reads the clock, within the same
+    bounds."""
+    deadline = time.perf_counter() + 2
     while time.perf_counter() < deadline:
         _fluxgate._monotonic()
         usable, ns_per_tick = _fluxgate._counter_clock()
         if not usable or ns_per_tick > 0:
             return
         time.sleep(0.01)
-    raise AssertionError("the counter clock's rate was never measured")
 
 
 def spin(seconds: float) -> None:
