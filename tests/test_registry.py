@@ -520,6 +520,7 @@ def test_each_key_is_made_once_whichever_lookup_asks() -> None:
     registry = BreakerRegistry(factory)
     first = registry["a"]
     assert registry.get("a") is first
+    assert registry.get(key="a") is first
     assert registry["a"] is first
     assert registry[1] is registry.get(1.0)  # equal keys are one key, as in a dict
     assert made == ["a", 1]
@@ -527,6 +528,11 @@ def test_each_key_is_made_once_whichever_lookup_asks() -> None:
         registry[["a"]]  # type: ignore[index]
     with pytest.raises(TypeError, match="unhashable"):
         registry.get(["a"])  # type: ignore[arg-type]
+    for bad in ((), ("a", "b")):
+        with pytest.raises(TypeError, match="takes exactly one argument"):
+            registry.get(*bad)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'name'"):
+        registry.get(name="a")  # type: ignore[call-arg]
     assert made == ["a", 1]
 
 

@@ -12,6 +12,13 @@ each use, so freezegun and ``unittest.mock`` move it). A lookup of an
 existing key reads no clock: it only marks the entry as used; sweeps, which
 run only when a new key would take the registry past its bound, turn those
 marks into times.
+
+The lookups are in C: ``BreakerRegistry`` inherits ``registry[key]`` and
+``registry.get(key)`` from the native core's ``_RegistryBase``, which owns
+the dict of entries (``_RegistryEntry``, also C). For a key the registry
+holds, a lookup is a dict lookup and setting the entry's touched flag; only
+a new key runs the Python below (``_make``: the once-latch, the factory and
+the sweep).
 """
 
 from __future__ import annotations

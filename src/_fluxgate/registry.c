@@ -224,15 +224,36 @@ registry_base_subscript(PyObject *self, PyObject *key)
     return fg_registry_lookup((FgRegistryBase *)self, key);
 }
 
+/* get(key): the key positional or by name, as the Python method took it. */
 static PyObject *
-registry_base_get(PyObject *self, PyObject *key)
+registry_base_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
 {
-    return fg_registry_lookup((FgRegistryBase *)self, key);
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs + nkw != 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "get() takes exactly one argument (key), %zd given",
+                     nargs + nkw);
+        return NULL;
+    }
+    if (nkw == 1) {
+        int is_key = PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0))
+                     && PyUnicode_CompareWithASCIIString(
+                            PyTuple_GET_ITEM(kwnames, 0), "key") == 0;
+        if (!is_key) {
+            PyErr_Format(PyExc_TypeError,
+                         "get() got an unexpected keyword argument '%S'",
+                         PyTuple_GET_ITEM(kwnames, 0));
+            return NULL;
+        }
+    }
+    return fg_registry_lookup((FgRegistryBase *)self, args[0]);
 }
 
 static PyMethodDef registry_base_methods[] = {
-    {"get", registry_base_get, METH_O,
-     "get($self, key, /)\n--\n\n"
+    {"get", (PyCFunction)(void (*)(void))registry_base_get,
+     METH_FASTCALL | METH_KEYWORDS,
+     "get($self, key)\n--\n\n"
      "The breaker of key, made with factory(key) on first use."},
     {NULL, NULL, 0, NULL},
 };

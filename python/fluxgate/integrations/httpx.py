@@ -11,6 +11,12 @@ returned to the caller. A request the breaker refuses raises
 ``RequestNotPermitted``, which is both a ``CallNotPermittedError`` and an
 ``httpx.TransportError``.
 
+``BreakerTransport``'s ``handle_request`` is written in C (inherited from the
+native core's ``_TransportBase``), as is its send step: a request costs the
+breaker's own call plus the lookups of its key and breaker, and runs no
+Python frame of this module unless its origin is new (its key is then made
+here) or the breaker refuses it.
+
 Needs httpx: ``pip install httpx`` (the ``slack`` extra includes it).
 """
 
