@@ -305,3 +305,46 @@ def test_an_async_breaker_per_thread_keeps_its_signal_chain() -> None:
     run_threads([functools.partial(worker, acb, seed) for seed, acb in enumerate(breakers)])
     for chain, acb in zip(chains, breakers):
         assert_chain(chain, acb.info().state)
+
+
+def test_a_registry_and_an_httpx_transport_while_keys_come_and_go() -> None:
+    """Lookups and requests (no lock: a dict lookup and the entry's touched
+    flag, in C) while new keys sweep the registry and the transport's inner
+    transport is replaced: every request answered, the bound kept."""
+    httpx = pytest.importorskip("httpx")
+    from fluxgate import BreakerRegistry
+    from fluxgate.integrations.httpx import BreakerTransport
+
+    # A bound of 4 with idle_after=0: each new key sweeps the registry.
+    registry = BreakerRegistry(lambda key: CircuitBreaker(), max_breakers=4, idle_after=0)
+    transport = BreakerTransport(
+        registry, transport=httpx.MockTransport(lambda r: httpx.Response(200))
+    )
+    urls = [f"http://host-{number}.example/" for number in range(3)]
+    answered: list[int] = []
+    looked_up: list[bool] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        statuses = [
+            transport.handle_request(httpx.Request("GET", urls[i % len(urls)])).status_code
+            for i in range(CALLS // 10)
+        ]
+        found = [
+            type(registry[f"host-{i % 3}.example:80"]) is CircuitBreaker
+            for i in range(CALLS // 10)
+        ]
+        with lock:
+            answered.extend(statuses)
+            looked_up.extend(found)
+
+    def churn() -> None:
+        for number in range(CALLS // 10):
+            registry.get(f"new-{number}")
+            if number % 50 == 0:
+                transport.transport = httpx.MockTransport(lambda r: httpx.Response(200))
+
+    run_threads([send] * (THREADS - 1) + [churn])
+    assert answered == [200] * (CALLS // 10 * (THREADS - 1))
+    assert looked_up == [True] * (CALLS // 10 * (THREADS - 1))
+    assert len(registry) <= 4 + len(urls)

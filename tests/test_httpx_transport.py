@@ -651,3 +651,4 @@ def test_a_transport_in_a_reference_cycle_is_collected() -> None:
     del transport
     gc.collect()
     assert gone() is None
+
