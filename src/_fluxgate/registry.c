@@ -18,21 +18,23 @@
 
 #include "registry.h"
 
-/* A relaxed store of the touched flag: lookups in several threads set it
- * with no lock (free-threaded builds), while a sweep clears it under the
- * registry's lock; a lost race only keeps a breaker one sweep longer. */
+/* Relaxed loads and stores of the touched flag: lookups in several threads
+ * set it with no lock (free-threaded builds), while a sweep reads and clears
+ * it under the registry's lock; a lost race only keeps a breaker one sweep
+ * longer. Python reads and writes it through a getset (not a member), so
+ * that its accesses are atomic too. */
 #ifdef Py_GIL_DISABLED
 #  if defined(_MSC_VER)
-#    define FG_TOUCH(flag) ((void)(*(volatile char *)(flag) = 1))
+#    define FG_FLAG_STORE(flag, value) ((void)(*(volatile char *)(flag) = (value)))
+#    define FG_FLAG_LOAD(flag) (*(volatile char *)(flag))
 #  else
-#    define FG_TOUCH(flag) __atomic_store_n((flag), (char)1, __ATOMIC_RELAXED)
+#    define FG_FLAG_STORE(flag, value)                                        \
+        __atomic_store_n((flag), (char)(value), __ATOMIC_RELAXED)
+#    define FG_FLAG_LOAD(flag) __atomic_load_n((flag), __ATOMIC_RELAXED)
 #  endif
 #else
-#  define FG_TOUCH(flag) ((void)(*(flag) = 1))
-#endif
-
-#if PY_VERSION_HEX < 0x030C0000
-#  define Py_T_BOOL T_BOOL
+#  define FG_FLAG_STORE(flag, value) ((void)(*(flag) = (char)(value)))
+#  define FG_FLAG_LOAD(flag) (*(flag))
 #endif
 
 /* ---- _RegistryEntry -------------------------------------------------------*/
@@ -92,7 +94,7 @@ entry_repr(FgRegistryEntry *entry)
         return PyUnicode_FromString("<_RegistryEntry (cleared)>");
     }
     return PyUnicode_FromFormat("<_RegistryEntry %R touched=%s>", entry->breaker,
-                                entry->touched ? "True" : "False");
+                                FG_FLAG_LOAD(&entry->touched) ? "True" : "False");
 }
 
 static PyMemberDef entry_members[] = {
@@ -100,10 +102,33 @@ static PyMemberDef entry_members[] = {
      "The key's breaker."},
     {"listeners", Py_T_OBJECT_EX, offsetof(FgRegistryEntry, listeners),
      Py_READONLY, "The breaker's listeners that have a close() method."},
-    {"touched", Py_T_BOOL, offsetof(FgRegistryEntry, touched), 0,
-     "Used since the last sweep looked at it."},
     {"seen", Py_T_DOUBLE, offsetof(FgRegistryEntry, seen), 0,
      "The last time a sweep (or its creation) knew it was used."},
+    {NULL},
+};
+
+static PyObject *
+entry_get_touched(PyObject *self, void *closure)
+{
+    return PyBool_FromLong(FG_FLAG_LOAD(&((FgRegistryEntry *)self)->touched));
+}
+
+static int
+entry_set_touched(PyObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL || !PyBool_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "touched must be a bool, not %.200s",
+                     value == NULL ? "nothing (it cannot be deleted)"
+                                   : Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    FG_FLAG_STORE(&((FgRegistryEntry *)self)->touched, value == Py_True);
+    return 0;
+}
+
+static PyGetSetDef entry_getset[] = {
+    {"touched", entry_get_touched, entry_set_touched,
+     "Used since the last sweep looked at it.", NULL},
     {NULL},
 };
 
@@ -121,6 +146,7 @@ static PyType_Slot entry_slots[] = {
     {Py_tp_clear, entry_clear},
     {Py_tp_repr, entry_repr},
     {Py_tp_members, entry_members},
+    {Py_tp_getset, entry_getset},
     {0, NULL},
 };
 
@@ -150,7 +176,7 @@ fg_registry_find(FgRegistryBase *registry, PyObject *key, PyObject **breaker)
         FgRegistryEntry *entry = (FgRegistryEntry *)found;
         PyObject *held = entry->breaker; /* fixed while the entry lives */
         if (held != NULL) {
-            FG_TOUCH(&entry->touched);
+            FG_FLAG_STORE(&entry->touched, 1);
             *breaker = Py_NewRef(held);
         }
     }
