@@ -652,3 +652,50 @@ def test_a_transport_in_a_reference_cycle_is_collected() -> None:
     gc.collect()
     assert gone() is None
 
+
+def test_a_registry_and_an_httpx_transport_while_keys_come_and_go() -> None:
+    """Lookups and requests (no lock: a dict lookup and the entry's touched
+    flag, in C) while new keys sweep the registry and the transport's inner
+    transport is replaced: every request answered, the bound kept. (Not in
+    the ThreadSanitizer subset: it reports CPython's own publication of a
+    key stored by one thread to another's lock-free dict lookup, inside
+    CPython's dict code: the lookup dict.get does from Python too.)"""
+    import threading
+
+    from conftest import run_threads
+
+    threads, calls = 4, 300
+
+    # A bound of 4 with idle_after=0: each new key sweeps the registry.
+    registry = BreakerRegistry(lambda key: CircuitBreaker(), max_breakers=4, idle_after=0)
+    transport = BreakerTransport(
+        registry, transport=httpx.MockTransport(lambda r: httpx.Response(200))
+    )
+    urls = [f"http://host-{number}.example/" for number in range(3)]
+    answered: list[int] = []
+    looked_up: list[bool] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        statuses = [
+            transport.handle_request(httpx.Request("GET", urls[i % len(urls)])).status_code
+            for i in range(calls)
+        ]
+        found = [
+            type(registry[f"host-{i % 3}.example:80"]) is CircuitBreaker
+            for i in range(calls)
+        ]
+        with lock:
+            answered.extend(statuses)
+            looked_up.extend(found)
+
+    def churn() -> None:
+        for number in range(calls):
+            registry.get(f"new-{number}")
+            if number % 50 == 0:
+                transport.transport = httpx.MockTransport(lambda r: httpx.Response(200))
+
+    run_threads([send] * (threads - 1) + [churn])
+    assert answered == [200] * (calls * (threads - 1))
+    assert looked_up == [True] * (calls * (threads - 1))
+    assert len(registry) <= 4 + len(urls)
