@@ -525,9 +525,9 @@ def test_each_key_is_made_once_whichever_lookup_asks() -> None:
     assert registry[1] is registry.get(1.0)  # equal keys are one key, as in a dict
     assert made == ["a", 1]
     with pytest.raises(TypeError, match="unhashable"):
-        registry[["a"]]  # type: ignore[index]
+        registry[["a"]]
     with pytest.raises(TypeError, match="unhashable"):
-        registry.get(["a"])  # type: ignore[arg-type]
+        registry.get(["a"])
     for bad in ((), ("a", "b")):
         with pytest.raises(TypeError, match="takes exactly one argument"):
             registry.get(*bad)
@@ -562,3 +562,21 @@ def test_a_registry_in_a_reference_cycle_is_collected() -> None:
     del registry
     gc.collect()
     assert gone() is None
+
+
+def test_the_native_entry_keeps_its_breaker_and_a_bool_touched_flag() -> None:
+    from fluxgate._fluxgate import _RegistryEntry
+
+    breaker = CircuitBreaker()
+    entry = _RegistryEntry(breaker, 5.0, ())
+    assert (entry.breaker, entry.seen, entry.listeners, entry.touched) == (breaker, 5.0, (), False)
+    entry.touched, entry.seen = True, 6.5
+    assert (entry.touched, entry.seen) == (True, 6.5)
+    with pytest.raises(TypeError, match="touched must be a bool, not int"):
+        entry.touched = 1  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="touched must be a bool"):
+        del entry.touched
+    with pytest.raises(AttributeError):
+        entry.breaker = CircuitBreaker()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        _RegistryEntry(breaker, "now", ())  # type: ignore[arg-type]
