@@ -305,3 +305,4 @@ def test_an_async_breaker_per_thread_keeps_its_signal_chain() -> None:
     run_threads([functools.partial(worker, acb, seed) for seed, acb in enumerate(breakers)])
     for chain, acb in zip(chains, breakers):
         assert_chain(chain, acb.info().state)
+

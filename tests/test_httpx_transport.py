@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -491,3 +492,210 @@ async def test_async_a_subclass_call_is_used() -> None:
     assert (await transport.handle_async_request(request)).status_code == 503
     assert calls == [(request,)]
     assert transport.breakers["api.test:80"].info().metrics.failure_count == 1
+
+
+# ---- the request path ----------------------------------------------------------------
+
+
+def test_requests_mark_their_breaker_used_so_a_sweep_keeps_it() -> None:
+    from freezegun import freeze_time
+
+    registry = BreakerRegistry(lambda key: CircuitBreaker(), max_breakers=2, idle_after=60)
+    transport = BreakerTransport(registry, transport=_mock([200] * 4))
+    with freeze_time("2026-01-01 00:00:00") as frozen:
+        transport.handle_request(httpx.Request("GET", "http://a.example/"))
+        transport.handle_request(httpx.Request("GET", "http://b.example/"))
+        kept = registry.get_existing("a.example:80")
+        frozen.tick(61)  # both idle now
+        transport.handle_request(httpx.Request("GET", "http://a.example/"))
+        registry["c"]  # one has to go: b.example's, the idle one
+    assert sorted(key for key, _ in registry.items()) == ["a.example:80", "c"]
+    assert registry.get_existing("a.example:80") is kept
+    assert kept is not None and kept.info().metrics.total_count == 2
+
+
+def test_a_new_key_is_made_once_and_its_breaker_used_by_every_request() -> None:
+    made: list[object] = []
+
+    def factory(key: object) -> CircuitBreaker:
+        made.append(key)
+        return CircuitBreaker()
+
+    transport = BreakerTransport(factory, transport=_mock([200] * 6))
+    for url in ("http://a.example/", "https://a.example/", "http://a.example/") * 2:
+        transport.handle_request(httpx.Request("GET", url))
+    assert made == ["a.example:80", "a.example:443"]
+    counts = {key: breaker.info().metrics.total_count for key, breaker in transport.breakers.items()}
+    assert counts == {"a.example:80": 4, "a.example:443": 2}
+
+
+def test_a_subclass_overriding_handle_request_can_call_super() -> None:
+    seen: list[str] = []
+
+    class Logging(BreakerTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            seen.append(str(request.url))
+            response = super().handle_request(request)
+            seen.append(str(response.status_code))
+            return response
+
+    transport = Logging(opens_after_three, transport=_mock([503, 503, 503]))
+    with httpx.Client(transport=transport) as client:
+        for _ in range(3):
+            assert client.get("http://api.test/x").status_code == 503
+        with pytest.raises(RequestNotPermitted) as refused:
+            client.get("http://api.test/x")
+    assert refused.value.key == "api.test:80"
+    assert seen == ["http://api.test/x", "503"] * 3 + ["http://api.test/x"]
+    assert transport.breakers["api.test:80"].info().state == "open"
+
+
+def test_a_subclass_of_circuit_breaker_has_its_own_call_used() -> None:
+    calls: list[object] = []
+
+    class Counting(CircuitBreaker):
+        def call(self, func, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+            calls.append(args)
+            return super().call(func, *args, **kwargs)
+
+    transport = BreakerTransport(lambda key: Counting(), transport=_mock([503, 200]))
+    request = httpx.Request("GET", "http://api.test/")
+    assert transport.handle_request(request).status_code == 503
+    assert transport.handle_request(request).status_code == 200
+    assert calls == [(request,), (request,)]
+    metrics = transport.breakers["api.test:80"].info().metrics
+    assert (metrics.total_count, metrics.failure_count) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("made", "message"),
+    [
+        (lambda: object(), r"needs a CircuitBreaker for 'api.test:80', got object \(use"),
+        (lambda: AsyncCircuitBreaker(), "got AsyncCircuitBreaker"),
+        (lambda: CircuitBreaker.__new__(CircuitBreaker), "not initialised"),
+    ],
+)
+def test_a_factory_giving_no_usable_circuit_breaker_is_a_type_error(
+    made: Any, message: str
+) -> None:
+    sent: list[object] = []
+    inner = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200))
+    transport = BreakerTransport(lambda key: made(), transport=inner)
+    with pytest.raises(TypeError, match=message):
+        transport.handle_request(httpx.Request("GET", "http://api.test/"))
+    assert sent == []
+
+
+def test_a_refusal_names_the_key_and_hides_the_breakers_error() -> None:
+    transport = BreakerTransport(opens_after_three, transport=_mock([500] * 3))
+    request = httpx.Request("GET", "http://api.test/")
+    for _ in range(3):
+        transport.handle_request(request)
+    with pytest.raises(RequestNotPermitted) as refused:
+        transport.handle_request(request)
+    error = refused.value
+    assert (error.key, error.request, str(error)) == (
+        "api.test:80",
+        request,
+        "Circuit breaker is open: api.test:80",
+    )
+    # as `raise ... from None` in an except clause
+    assert error.__cause__ is None and error.__suppress_context__
+    assert type(error.__context__) is CallNotPermittedError
+
+
+def test_a_refusal_by_an_inner_breaker_transport_is_raised_as_it_is() -> None:
+    inner = BreakerTransport(opens_after_three, transport=_mock([500] * 3))
+    outer = BreakerTransport(key=lambda request: "outer", transport=inner)
+    request = httpx.Request("GET", "http://api.test/")
+    for _ in range(3):
+        assert outer.handle_request(request).status_code == 500
+    with pytest.raises(RequestNotPermitted) as refused:
+        outer.handle_request(request)
+    assert refused.value.key == "api.test:80"  # the inner transport's key
+    assert str(refused.value) == "Circuit breaker is open: api.test:80"
+    # The outer breaker counted the inner refusal as a failure of its own call.
+    assert outer.breakers["outer"].info().metrics.failure_count == 4
+
+
+def test_a_custom_key_that_raises_sends_nothing() -> None:
+    def key(request: httpx.Request) -> str:
+        raise LookupError("no tenant")
+
+    transport = BreakerTransport(key=key, transport=_mock([]))
+    with pytest.raises(LookupError, match="no tenant"):
+        transport.handle_request(httpx.Request("GET", "http://api.test/"))
+    assert len(transport.breakers) == 0
+
+
+def test_a_transport_not_initialised_is_a_type_error_not_a_crash() -> None:
+    class Lazy(BreakerTransport):
+        def __init__(self) -> None:
+            pass
+
+    with pytest.raises(TypeError, match="not initialised"):
+        Lazy().handle_request(httpx.Request("GET", "http://api.test/"))
+    transport = BreakerTransport(transport=_mock([]))
+    with pytest.raises(TypeError, match="already initialised"):
+        transport.__init__()  # type: ignore[misc]
+
+
+def test_a_transport_in_a_reference_cycle_is_collected() -> None:
+    import gc
+    import weakref
+
+    transport = BreakerTransport(transport=_mock([200]))
+    transport.handle_request(httpx.Request("GET", "http://api.test/"))
+    transport.itself = transport  # type: ignore[attr-defined]
+    gone = weakref.ref(transport)
+    del transport
+    gc.collect()
+    assert gone() is None
+
+
+def test_a_registry_and_an_httpx_transport_while_keys_come_and_go() -> None:
+    """Lookups and requests (no lock: a dict lookup and the entry's touched
+    flag, in C) while new keys sweep the registry and the transport's inner
+    transport is replaced: every request answered, the bound kept. (Not in
+    the ThreadSanitizer subset: it reports CPython's own publication of a
+    key stored by one thread to another's lock-free dict lookup, inside
+    CPython's dict code: the lookup dict.get does from Python too.)"""
+    import threading
+
+    from conftest import run_threads
+
+    threads, calls = 4, 300
+
+    # A bound of 4 with idle_after=0: each new key sweeps the registry.
+    registry = BreakerRegistry(lambda key: CircuitBreaker(), max_breakers=4, idle_after=0)
+    transport = BreakerTransport(
+        registry, transport=httpx.MockTransport(lambda r: httpx.Response(200))
+    )
+    urls = [f"http://host-{number}.example/" for number in range(3)]
+    answered: list[int] = []
+    looked_up: list[bool] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        statuses = [
+            transport.handle_request(httpx.Request("GET", urls[i % len(urls)])).status_code
+            for i in range(calls)
+        ]
+        found = [
+            type(registry[f"host-{i % 3}.example:80"]) is CircuitBreaker
+            for i in range(calls)
+        ]
+        with lock:
+            answered.extend(statuses)
+            looked_up.extend(found)
+
+    def churn() -> None:
+        for number in range(calls):
+            registry.get(f"new-{number}")
+            if number % 50 == 0:
+                transport.transport = httpx.MockTransport(lambda r: httpx.Response(200))
+
+    run_threads([send] * (threads - 1) + [churn])
+    assert answered == [200] * (calls * (threads - 1))
+    assert looked_up == [True] * (calls * (threads - 1))
+    assert len(registry) <= 4 + len(urls)

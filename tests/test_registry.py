@@ -488,3 +488,95 @@ def test_a_shared_registry_needs_a_named_host_memory(tmp_path: Path) -> None:
         BreakerRegistry(lambda key, shared: CircuitBreaker(), shared=HostMemory("x" * 90))
     with pytest.raises(TypeError, match="shared must be a HostMemory or None, not str"):
         BreakerRegistry(lambda key, shared: CircuitBreaker(), shared="svc")  # type: ignore[arg-type]
+
+
+# ---- lookups of existing keys ---------------------------------------------------
+
+
+@pytest.mark.parametrize("lookup", ["item", "get"])
+def test_a_lookup_marks_the_breaker_used_so_a_sweep_keeps_it(lookup: str) -> None:
+    registry = BreakerRegistry(lambda key: CircuitBreaker(), max_breakers=2, idle_after=60)
+
+    def use(key: str) -> CircuitBreaker:
+        return registry[key] if lookup == "item" else registry.get(key)
+
+    with freeze_time("2026-01-01 00:00:00") as frozen:
+        a, b = use("a"), use("b")
+        frozen.tick(61)  # both idle now
+        assert use("a") is a  # a is used again
+        use("c")  # one has to go: b, the idle one
+        assert sorted(key for key, _ in registry.items()) == ["a", "c"]
+        assert registry.get_existing("a") is a
+        assert "b" not in registry and b.info().state == "closed"
+
+
+def test_each_key_is_made_once_whichever_lookup_asks() -> None:
+    made: list[object] = []
+
+    def factory(key: object) -> CircuitBreaker:
+        made.append(key)
+        return CircuitBreaker()
+
+    registry = BreakerRegistry(factory)
+    first = registry["a"]
+    assert registry.get("a") is first
+    assert registry.get(key="a") is first
+    assert registry["a"] is first
+    assert registry[1] is registry.get(1.0)  # equal keys are one key, as in a dict
+    assert made == ["a", 1]
+    with pytest.raises(TypeError, match="unhashable"):
+        registry[["a"]]
+    with pytest.raises(TypeError, match="unhashable"):
+        registry.get(["a"])
+    for bad in ((), ("a", "b")):
+        with pytest.raises(TypeError, match="takes exactly one argument"):
+            registry.get(*bad)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'name'"):
+        registry.get(name="a")  # type: ignore[call-arg]
+    assert made == ["a", 1]
+
+
+def test_a_subclass_making_breakers_its_own_way_is_asked_for_new_keys_only() -> None:
+    asked: list[object] = []
+
+    class Logged(BreakerRegistry[str, CircuitBreaker]):
+        __slots__ = ()
+
+        def _make(self, key: str) -> CircuitBreaker:
+            asked.append(key)
+            return super()._make(key)
+
+    registry = Logged(lambda key: CircuitBreaker())
+    assert registry["a"] is registry.get("a") is registry["a"]
+    assert asked == ["a"]
+
+
+def test_a_registry_in_a_reference_cycle_is_collected() -> None:
+    import weakref
+
+    registry: BreakerRegistry[str, CircuitBreaker] = BreakerRegistry(
+        lambda key: CircuitBreaker(listeners=[lambda signal: registry])
+    )
+    registry["a"]  # registry -> its entry -> breaker -> listener -> registry
+    gone = weakref.ref(registry)
+    del registry
+    gc.collect()
+    assert gone() is None
+
+
+def test_the_native_entry_keeps_its_breaker_and_a_bool_touched_flag() -> None:
+    from fluxgate._fluxgate import _RegistryEntry
+
+    breaker = CircuitBreaker()
+    entry = _RegistryEntry(breaker, 5.0, ())
+    assert (entry.breaker, entry.seen, entry.listeners, entry.touched) == (breaker, 5.0, (), False)
+    entry.touched, entry.seen = True, 6.5
+    assert (entry.touched, entry.seen) == (True, 6.5)
+    with pytest.raises(TypeError, match="touched must be a bool, not int"):
+        entry.touched = 1  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="touched must be a bool"):
+        del entry.touched
+    with pytest.raises(AttributeError):
+        entry.breaker = CircuitBreaker()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        _RegistryEntry(breaker, "now", ())  # type: ignore[arg-type]

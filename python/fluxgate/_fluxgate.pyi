@@ -3,13 +3,14 @@
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, ParamSpec, TypeVar, final, overload
+from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, final, overload
 
 from fluxgate._values import CircuitBreakerInfo, Record, Signal
 from fluxgate.state import State
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+_B = TypeVar("_B")
 
 # ---- core ----
 
@@ -88,6 +89,46 @@ class _StatusCheck:
         exception: type[BaseException],
     ) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+# ---- BreakerRegistry's entries and lookups, the sync httpx transport's request ----
+
+@final
+class _RegistryEntry(Generic[_B]):
+    """One key's breaker in a BreakerRegistry and what the sweeps know about
+    its use."""
+
+    @property
+    def breaker(self) -> _B: ...
+    @property
+    def listeners(self) -> tuple[object, ...]: ...
+    touched: bool
+    seen: float
+    def __init__(self, breaker: _B, seen: float, listeners: tuple[object, ...]) -> None: ...
+
+class _RegistryBase:
+    """The base of BreakerRegistry: its entries and its lookups, which call
+    self._make(key) for a key it does not hold."""
+
+    @property
+    def _entries(self) -> dict[Any, _RegistryEntry[Any]]: ...
+    def __getitem__(self, key: Any, /) -> Any: ...
+    def get(self, key: Any) -> Any: ...
+
+class _TransportBase:
+    """The base of BreakerTransport: its handle_request."""
+
+    _protected_send: Callable[..., Any]
+    def handle_request(self, request: Any, /) -> Any: ...
+    def _bind(
+        self,
+        registry: object,
+        key: Callable[[Any], Any],
+        origin_keys: dict[Any, Any] | None,
+        failed: type[BaseException],
+        refusal: Callable[[Any, Any, Any], BaseException],
+        new_origin: Callable[[dict[Any, Any], Any], Any],
+    ) -> None: ...
+
 def _segment_check(
     mapping: object, spec: bytes, boot_id: int, pid_namespace: int, where: str, /
 ) -> bool: ...

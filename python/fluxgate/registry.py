@@ -12,6 +12,13 @@ each use, so freezegun and ``unittest.mock`` move it). A lookup of an
 existing key reads no clock: it only marks the entry as used; sweeps, which
 run only when a new key would take the registry past its bound, turn those
 marks into times.
+
+The lookups are in C: ``BreakerRegistry`` inherits ``registry[key]`` and
+``registry.get(key)`` from the native core's ``_RegistryBase``, which owns
+the dict of entries (``_RegistryEntry``, also C). For a key the registry
+holds, a lookup is a dict lookup and setting the entry's touched flag; only
+a new key runs the Python below (``_make``: the once-latch, the factory and
+the sweep).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import time
 import warnings
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from fluxgate._fluxgate import _RegistryBase, _RegistryEntry
 
 if TYPE_CHECKING:
     from fluxgate._values import CircuitBreakerInfo
@@ -66,18 +75,6 @@ def _closable_listeners(breaker: object) -> tuple[object, ...]:
     return tuple(found.values())
 
 
-class _Entry(Generic[B]):
-    """One key's breaker and what the sweeps know about its use."""
-
-    __slots__ = ("breaker", "touched", "seen", "listeners")
-
-    def __init__(self, breaker: B, now: float, listeners: tuple[object, ...]) -> None:
-        self.breaker = breaker
-        self.touched = False  # used since the last sweep looked at it
-        self.seen = now  # last time a sweep (or creation) knew it was used
-        self.listeners = listeners
-
-
 class _Latch:
     """Makes the first users of a new key wait for the one making it."""
 
@@ -88,7 +85,7 @@ class _Latch:
         self.owner = threading.get_ident()
 
 
-class BreakerRegistry(Generic[K, B]):
+class BreakerRegistry(_RegistryBase, Generic[K, B]):
     """One breaker per key, made by ``factory(key)`` on first use.
 
     ``factory`` is any callable taking the key and returning a breaker
@@ -126,7 +123,6 @@ class BreakerRegistry(Generic[K, B]):
         "_factory",
         "_max_breakers",
         "_idle_after",
-        "_entries",
         "_pending",
         "_lock",
         "_users",
@@ -172,7 +168,6 @@ class BreakerRegistry(Generic[K, B]):
         self._factory = factory
         self._max_breakers = max_breakers
         self._idle_after = idle
-        self._entries: dict[K, _Entry[B]] = {}
         self._pending: dict[K, _Latch] = {}
         self._lock = threading.Lock()
         # id(listener) -> (listener, number of breakers in the registry using it)
@@ -185,20 +180,19 @@ class BreakerRegistry(Generic[K, B]):
 
     # ---- lookups ---------------------------------------------------------
 
-    def __getitem__(self, key: K) -> B:
-        entry = self._entries.get(key)
-        if entry is not None:
-            entry.touched = True
-            return entry.breaker
-        return self._make(key)
+    # registry[key] and registry.get(key), in C (_RegistryBase): the entry's
+    # breaker, the entry marked as used, or self._make(key) for a new key.
+    # _entries (key -> _RegistryEntry) is _RegistryBase's dict, which the
+    # code below fills and sweeps under the lock.
+    if TYPE_CHECKING:
 
-    def get(self, key: K) -> B:
-        """The breaker of ``key``, made with ``factory(key)`` on first use."""
-        entry = self._entries.get(key)
-        if entry is not None:
-            entry.touched = True
-            return entry.breaker
-        return self._make(key)
+        @property
+        def _entries(self) -> dict[K, _RegistryEntry[B]]: ...
+
+        def __getitem__(self, key: K) -> B: ...
+
+        def get(self, key: K) -> B:
+            """The breaker of ``key``, made with ``factory(key)`` on first use."""
 
     def get_existing(self, key: K) -> B | None:
         """The breaker of ``key`` if the registry holds one, else None.
@@ -276,7 +270,7 @@ class BreakerRegistry(Generic[K, B]):
         try:
             with self._lock:
                 del self._pending[key]
-                entry = _Entry(breaker, _monotonic(), listeners)
+                entry = _RegistryEntry(breaker, _monotonic(), listeners)
                 self._entries[key] = entry
                 for listener in listeners:
                     users = self._users.get(id(listener), (listener, 0))[1]
@@ -370,7 +364,7 @@ class BreakerRegistry(Generic[K, B]):
         except Exception:  # a user window that fails: keep the breaker
             return False
 
-    def _release_locked(self, entry: _Entry[B]) -> list[object]:
+    def _release_locked(self, entry: _RegistryEntry[B]) -> list[object]:
         """Forget ``entry``'s listeners; those no other breaker uses are returned."""
         unused = []
         for listener in entry.listeners:

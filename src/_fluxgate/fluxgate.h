@@ -20,6 +20,14 @@ int fg_breaker_init(PyObject *module, FgState *st);
 int fg_signatures_init(PyObject *module, FgState *st);
 /* The httpx transport's send step (status_check.c). */
 int fg_status_check_init(PyObject *module, FgState *st);
+/* BreakerRegistry's entries and lookups (registry.c), and the sync httpx
+ * transport's request (transport.c). */
+int fg_registry_init(PyObject *module, FgState *st);
+int fg_transport_init(PyObject *module, FgState *st);
+/* The remembered default key of an httpx request's origin in `keys` (a
+ * dict), as a new reference: Py_None when keys holds none for it (status_check.c).
+ * NULL with an exception. */
+PyObject *fg_origin_key(FgState *st, PyObject *keys, PyObject *request);
 /* The method descriptor a _SignedMethod of `st`'s module stands for, or
  * `obj` itself (borrowed). */
 PyObject *fg_signed_method_target(FgState *st, PyObject *obj);

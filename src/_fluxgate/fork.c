@@ -32,13 +32,14 @@ fg_fork_track(FgState *st, FgForkLink *link, PyObject *owner,
 void
 fg_fork_untrack(FgState *st, FgForkLink *link)
 {
-    if (link->next == NULL) {
-        return; /* never tracked */
-    }
+    /* The link's own fields are read under the lock too: a neighbour's
+     * untracking, in another thread, writes them. */
     PyMutex_Lock(&st->fork_lock);
-    link->prev->next = link->next;
-    link->next->prev = link->prev;
-    link->prev = link->next = NULL;
+    if (link->next != NULL) { /* NULL: never tracked */
+        link->prev->next = link->next;
+        link->next->prev = link->prev;
+        link->prev = link->next = NULL;
+    }
     PyMutex_Unlock(&st->fork_lock);
 }
 

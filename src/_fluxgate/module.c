@@ -137,6 +137,9 @@ intern_strings(FgState *st)
     FG_INTERN(s_status_code, "status_code")
     FG_INTERN(s_url, "url")
     FG_INTERN(s_uri_reference, "_uri_reference")
+    FG_INTERN(s_make, "_make")
+    FG_INTERN(s_call_method, "call")
+    FG_INTERN(s_response, "response")
 #undef FG_INTERN
     static const char *const names[FG_STATE_COUNT] = {
         "closed", "open", "half_open", "metrics_only", "disabled", "forced_open",
@@ -174,6 +177,8 @@ module_exec(PyObject *module)
         || fg_permits_init(module, st) < 0 || fg_breaker_init(module, st) < 0
         || fg_signatures_init(module, st) < 0
         || fg_status_check_init(module, st) < 0
+        || fg_registry_init(module, st) < 0
+        || fg_transport_init(module, st) < 0
         || PyModule_AddFunctions(module, fg_shared_functions) < 0
         || PyModule_AddFunctions(module, fg_fleet_functions) < 0
         || PyModule_AddFunctions(module, fg_fork_functions) < 0) {

@@ -54,6 +54,9 @@
     X(Ticket_Type)                                                            \
     X(SignedMethod_Type)                                                      \
     X(StatusCheck_Type)                                                       \
+    X(RegistryEntry_Type)                                                     \
+    X(RegistryBase_Type)                                                      \
+    X(TransportBase_Type)                                                     \
     X(msg_open)                                                               \
     X(msg_half_open)                                                          \
     X(msg_forced_open)                                                        \
@@ -92,7 +95,10 @@
     X(s_consecutive_failures)                                                 \
     X(s_status_code)                                                          \
     X(s_url)                                                                  \
-    X(s_uri_reference)
+    X(s_uri_reference)                                                        \
+    X(s_make)                                                                 \
+    X(s_call_method)                                                          \
+    X(s_response)
 
 /* The six states, in the order of typing.get_args(State). */
 typedef enum {

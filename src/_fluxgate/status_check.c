@@ -246,24 +246,10 @@ static PyType_Spec status_check_spec = {
  * hashing and comparing of a tuple on every request. None when keys holds no
  * such origin, or when the parsed URL is not such a tuple (the caller then
  * finds the key its own way and remembers it). */
-static PyObject *
-origin_key(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+PyObject *
+fg_origin_key(FgState *st, PyObject *keys, PyObject *request)
 {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError,
-                     "_origin_key() takes 2 positional arguments (keys, "
-                     "request) but %zd were given",
-                     nargs);
-        return NULL;
-    }
-    PyObject *keys = args[0];
-    if (!PyDict_Check(keys)) {
-        PyErr_Format(PyExc_TypeError, "keys must be a dict, not %.200s",
-                     Py_TYPE(keys)->tp_name);
-        return NULL;
-    }
-    FgState *st = fg_state(module);
-    PyObject *url = PyObject_GetAttr(args[1], st->s_url);
+    PyObject *url = PyObject_GetAttr(request, st->s_url);
     if (url == NULL) {
         return NULL;
     }
@@ -312,6 +298,24 @@ done:
     Py_XDECREF(known);
     Py_DECREF(parts);
     return result;
+}
+
+static PyObject *
+origin_key(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "_origin_key() takes 2 positional arguments (keys, "
+                     "request) but %zd were given",
+                     nargs);
+        return NULL;
+    }
+    if (!PyDict_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "keys must be a dict, not %.200s",
+                     Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    return fg_origin_key(fg_state(module), args[0], args[1]);
 }
 
 static PyMethodDef status_check_functions[] = {

@@ -11,6 +11,12 @@ returned to the caller. A request the breaker refuses raises
 ``RequestNotPermitted``, which is both a ``CallNotPermittedError`` and an
 ``httpx.TransportError``.
 
+``BreakerTransport``'s ``handle_request`` is written in C (inherited from the
+native core's ``_TransportBase``), as is its send step: a request costs the
+breaker's own call plus the lookups of its key and breaker, and runs no
+Python frame of this module unless its origin is new (its key is then made
+here) or the breaker refuses it.
+
 Needs httpx: ``pip install httpx`` (the ``slack`` extra includes it).
 """
 
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Hashable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     import httpx
@@ -29,7 +35,7 @@ except ImportError as error:
     ) from error
 
 from fluxgate._async import AsyncCircuitBreaker, _guarded
-from fluxgate._fluxgate import CircuitBreaker, _origin_key, _StatusCheck
+from fluxgate._fluxgate import CircuitBreaker, _origin_key, _StatusCheck, _TransportBase
 from fluxgate.errors import CallNotPermittedError
 from fluxgate.registry import BreakerRegistry
 
@@ -162,7 +168,24 @@ def _new_origin_key(keys: dict[Any, Any], request: httpx.Request) -> Hashable:
     return key
 
 
-class BreakerTransport(httpx.BaseTransport):
+def _refusal(
+    refused: CallNotPermittedError, request: httpx.Request, key: Hashable
+) -> BaseException:
+    """The exception a refused request raises (``_TransportBase`` raises
+    what this returns): ``RequestNotPermitted`` naming the key, as ``raise
+    RequestNotPermitted(...) from None`` in ``except CallNotPermittedError``
+    would make it, or ``refused`` itself when a breaker of an inner transport
+    refused the request already."""
+    if isinstance(refused, RequestNotPermitted):
+        return refused
+    error = RequestNotPermitted(f"{refused}: {key}", request=request, key=key)
+    error.__context__ = refused
+    error.__cause__ = None
+    error.__suppress_context__ = True
+    return error
+
+
+class BreakerTransport(_TransportBase, httpx.BaseTransport):
     """A transport for ``httpx.Client`` guarding each key with a breaker.
 
     ``breakers``: a ``BreakerRegistry`` of ``CircuitBreaker`` s, or a factory
@@ -197,10 +220,12 @@ class BreakerTransport(httpx.BaseTransport):
         self.breakers: BreakerRegistry[Any, CircuitBreaker] = _registry(
             breakers, CircuitBreaker, lambda _key: CircuitBreaker()
         )
-        self._entries = self.breakers._entries
         self._key = _check_key(key)
         self._origin_keys = _origin_keys(key)
         self._failure_statuses = _statuses(failure_statuses)
+        self._bind(
+            self.breakers, self._key, self._origin_keys, FailedResponse, _refusal, _new_origin_key
+        )
         self.transport = httpx.HTTPTransport() if transport is None else transport
 
     @property
@@ -213,7 +238,9 @@ class BreakerTransport(httpx.BaseTransport):
         self._transport = transport
         # The protected call: transport.handle_request(request), raising
         # FailedResponse for a failure status; in C, so that a request runs
-        # no Python frame of this module inside the breaker's call.
+        # no Python frame of this module inside the breaker's call. A
+        # request reads it from _TransportBase, so that a new inner
+        # transport is used from the next request on.
         self._protected_send = _StatusCheck(
             transport, "handle_request", self._failure_statuses, FailedResponse
         )
@@ -223,34 +250,17 @@ class BreakerTransport(httpx.BaseTransport):
         """The response statuses counted as failures."""
         return self._failure_statuses
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        keys = self._origin_keys
-        if keys is None:
-            key = self._key(request)
-        else:  # host_key(request), remembered per origin
-            key = _origin_key(keys, request)
-            if key is None:
-                key = _new_origin_key(keys, request)
-        entry = self._entries.get(key)
-        if entry is not None:  # registry[key], without the method call
-            entry.touched = True
-            breaker = entry.breaker
-        else:
-            breaker = self.breakers[key]
-        if type(breaker) is not CircuitBreaker and not isinstance(breaker, CircuitBreaker):
-            raise TypeError(
-                f"BreakerTransport needs a CircuitBreaker for {key!r}, got "
-                f"{type(breaker).__name__} (use AsyncBreakerTransport with AsyncCircuitBreaker)"
-            )
-        try:
-            response: httpx.Response = breaker.call(self._protected_send, request)
-            return response
-        except FailedResponse as failed:
-            return failed.response
-        except CallNotPermittedError as refused:
-            if isinstance(refused, RequestNotPermitted):
-                raise  # refused by a breaker of an inner transport
-            raise RequestNotPermitted(f"{refused}: {key}", request=request, key=key) from None
+    # handle_request(request) is _TransportBase's, in C: the request's key
+    # (the default key remembered per origin, see _origin_keys), its breaker
+    # (the registry's entry, marked as used; registry[key] for a new key),
+    # then breaker.call(self._protected_send, request) (for a CircuitBreaker
+    # run directly, without the method call; a subclass's own call() is
+    # called), returning the response of a FailedResponse and raising
+    # _refusal(...) for a refusal. It runs no Python frame of this module
+    # unless the key is new or the request is refused.
+    if TYPE_CHECKING:
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response: ...
 
     def close(self) -> None:
         self.transport.close()
