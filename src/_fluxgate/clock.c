@@ -291,16 +291,49 @@ call_clock(PyObject *clock, double *out)
     return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
+/* The native clocks, in nanoseconds. */
+typedef int64_t (*NativeClock)(FgState *st);
+
+static int64_t
+monotonic_ns(FgState *st)
+{
+    return fg_tsc_now_ns(&st->tsc);
+}
+
+static int64_t
+wall_ns(FgState *st)
+{
+    (void)st;
+    return fg_raw_wall_ns();
+}
+
+static int64_t
+bucket_ns(FgState *st)
+{
+    return fg_tsc_wall_ns(&st->tsc);
+}
+
+/* One reading of clock `which`: `native_ns` when the time module holds its
+ * own function (*native = 1), else its replacement's result (*native = 0).
+ * -1 with an exception set on error. */
+static inline int
+read_clock(FgState *st, FgClockId which, NativeClock native_ns, double *out,
+           int *native)
+{
+    PyObject *replacement = NULL;
+    *native = clock_is_native(st, which, &replacement);
+    if (*native == 1) {
+        *out = (double)native_ns(st) / 1e9;
+        return 0;
+    }
+    return *native < 0 ? -1 : call_clock(replacement, out);
+}
+
 int
 fg_perf_counter(FgState *st, double *out)
 {
-    PyObject *replacement = NULL;
-    int native = clock_is_native(st, FG_CLOCK_PERF_COUNTER, &replacement);
-    if (native == 1) {
-        *out = (double)fg_tsc_now_ns(&st->tsc) / 1e9;
-        return 0;
-    }
-    return native < 0 ? -1 : call_clock(replacement, out);
+    int native;
+    return read_clock(st, FG_CLOCK_PERF_COUNTER, monotonic_ns, out, &native);
 }
 
 int
@@ -337,25 +370,14 @@ fg_call_clock_stop(FgCallClock *clock, double *now)
 int
 fg_wall_time_ex(FgState *st, double *out, int *native)
 {
-    PyObject *replacement = NULL;
-    *native = clock_is_native(st, FG_CLOCK_TIME, &replacement);
-    if (*native == 1) {
-        *out = fg_raw_wall_time();
-        return 0;
-    }
-    return *native < 0 ? -1 : call_clock(replacement, out);
+    return read_clock(st, FG_CLOCK_TIME, wall_ns, out, native);
 }
 
 int
 fg_bucket_time(FgState *st, double *out)
 {
-    PyObject *replacement = NULL;
-    int native = clock_is_native(st, FG_CLOCK_TIME, &replacement);
-    if (native == 1) {
-        *out = (double)fg_tsc_wall_ns(&st->tsc) / 1e9;
-        return 0;
-    }
-    return native < 0 ? -1 : call_clock(replacement, out);
+    int native;
+    return read_clock(st, FG_CLOCK_TIME, bucket_ns, out, &native);
 }
 
 int
