@@ -176,7 +176,11 @@ fg_registry_find(FgRegistryBase *registry, PyObject *key, PyObject **breaker)
         FgRegistryEntry *entry = (FgRegistryEntry *)found;
         PyObject *held = entry->breaker; /* fixed while the entry lives */
         if (held != NULL) {
-            FG_FLAG_STORE(&entry->touched, 1);
+            /* Written only when it changes: threads looking one key up at
+             * once then share its cache line instead of passing it round. */
+            if (!FG_FLAG_LOAD(&entry->touched)) {
+                FG_FLAG_STORE(&entry->touched, 1);
+            }
             *breaker = Py_NewRef(held);
         }
     }
