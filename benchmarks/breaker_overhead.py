@@ -156,13 +156,13 @@ def main() -> None:
     print(f"Python {sys.version.split()[0]} on {sys.platform}; best of {REPEAT}")
     f_ns, g_ns = sync_closed()
     print(f"sync CLOSED call   bare {f_ns:7.1f} ns  protected {g_ns:7.1f} ns  "
-          f"ratio {g_ns / f_ns:4.2f}x  (goal <= 6x)")
+          f"ratio {g_ns / f_ns:4.2f}x  (goal <= 3x)")
     r_ns, o_ns = open_rejection()
     print(f"OPEN rejection     raise {r_ns:6.1f} ns  protected {o_ns:7.1f} ns  "
-          f"ratio {o_ns / r_ns:4.2f}x  (goal <= 2x)")
+          f"ratio {o_ns / r_ns:4.2f}x  (goal <= 1.2x)")
     a_ns, b_ns = async_closed()
     print(f"async CLOSED await bare {a_ns:7.1f} ns  protected {b_ns:7.1f} ns  "
-          f"ratio {b_ns / a_ns:4.2f}x  (goal <= 5x)")
+          f"ratio {b_ns / a_ns:4.2f}x  (goal <= 4x)")
     shapes = breaker_shapes()
     bare, default = shapes["bare"], shapes["default"]
     print(f"TimeWindow(60)     bare {bare:7.1f} ns  protected {shapes['TimeWindow(60)']:7.1f} ns  "
@@ -174,7 +174,7 @@ def main() -> None:
     per_breaker = memory_per_breaker()
     if per_breaker is not None:
         print(f"memory per breaker with a full CountWindow(100): "
-              f"{per_breaker:6.0f} bytes RSS  (goal <= 2048)")
+              f"{per_breaker:6.0f} bytes RSS  (goal <= 1024)")
 
 
 if __name__ == "__main__":

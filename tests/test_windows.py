@@ -315,6 +315,60 @@ def test_total_duration_matches_running_arithmetic_bit_for_bit() -> None:
         assert window.get_metric().total_duration == reference.metric.total_duration
 
 
+def whole_nanoseconds(duration: float) -> bool:
+    """Whether `duration` is what a native-clock reading of whole
+    nanoseconds gives (``ns * 1e-9``)."""
+    return round(duration * 1e9) * 1e-9 == duration
+
+
+# Whole nanoseconds under 4 s, and durations that are not: fractions of a
+# nanosecond, differences of clock readings, -0.0, the edges of 4 s, hours.
+DURATION_FORMS = [
+    0.0, 1e-9, 37 * 1e-9, 123456789 * 1e-9, 3999999999 * 1e-9,
+    0.1, 0.1 + 0.2, 1e-10, 5e-324, -0.0, 4.0, 4.294967295, 4.5, 3600.0, 1e300,
+]
+
+
+def test_every_form_of_duration_is_kept_exactly() -> None:
+    window, reference = CountWindow(4), CountReference(4)
+    for duration in DURATION_FORMS * 2:
+        record = rec(duration=duration)
+        window.record(record)
+        reference.record(record)
+        metric = window.get_metric()
+        assert repr(metric.total_duration) == repr(reference.metric.total_duration)
+    state = window.__reduce__()[2]
+    held = [duration for _, duration, _ in state[0]]
+    assert [repr(d) for d in held] == [repr(d) for d in DURATION_FORMS[-4:]]
+
+
+def test_native_clock_durations_are_whole_nanoseconds() -> None:
+    window = CountWindow(50)
+    cb = CircuitBreaker(window=window)
+    for i in range(50):
+        cb.call(sum, range(i * 100))
+    durations = [duration for _, duration, _ in window.__reduce__()[2][0]]
+    assert len(durations) == 50
+    assert all(whole_nanoseconds(d) for d in durations), durations
+
+
+def test_whole_nanosecond_durations_take_four_bytes_each() -> None:
+    def window_of(durations: list[float]) -> CountWindow:
+        window = CountWindow(1000)
+        for i, duration in enumerate(durations):
+            window.record(rec(i % 2 == 0, duration))
+        return window
+
+    whole = [k * 1e-9 for k in range(1000)]
+    sevenths = [k / 7 for k in range(1000)]
+    coded, _ = traced(lambda: window_of(whole))
+    escaped, _ = traced(lambda: window_of(sevenths))
+    # Four bytes of duration and one of flags per record, against twelve and
+    # one once a duration needs its double.
+    assert 5000 <= coded < 5600
+    assert escaped - coded >= 7000
+
+
 def test_many_distinct_thresholds_widen_the_slots() -> None:
     window, reference = CountWindow(3), CountReference(3)
     batches = [tuple(float(10 * b + i) for i in range(10)) for b in range(6)]
@@ -514,7 +568,11 @@ def records(
     )
 
 
-any_durations = st.floats(min_value=0, max_value=1e4)
+any_durations = st.one_of(
+    st.floats(min_value=0, max_value=1e4),
+    st.integers(0, 2**32).map(lambda ns: ns * 1e-9),  # whole nanoseconds
+    st.just(-0.0),
+)
 eighths = st.integers(0, 800).map(lambda k: k / 8)
 near_timestamps = st.builds(
     lambda second, fraction: second + fraction,

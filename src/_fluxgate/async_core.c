@@ -58,7 +58,8 @@ signals_pending(FgAsyncCore *core)
 typedef struct {
     PyObject_HEAD
     uint64_t period;
-    double start;
+    int64_t start_ns; /* the native clock's start */
+    double start;     /* a replacement's start, in seconds */
     char recorded;     /* false for a DISABLED call: nothing is recorded */
     char native_clock; /* timed by the native clock, not a replacement */
 } FgTicket;
@@ -115,10 +116,12 @@ admit(FgAsyncCore *core, FgAdmitMode mode)
     ticket->recorded = state != FG_DISABLED;
     if (ticket->recorded) {
         FgCallClock clock;
-        if (fg_call_clock_start(core->st, &clock, &ticket->start) < 0) {
+        if (fg_call_clock_start(core->st, &clock) < 0) {
             Py_DECREF(ticket);
             return NULL;
         }
+        ticket->start_ns = clock.start_ns;
+        ticket->start = clock.start;
         ticket->native_clock = clock.replacement == NULL;
         fg_call_clock_release(&clock);
     }
@@ -163,15 +166,17 @@ async_core_succeed(FgAsyncCore *core, PyObject *ticket_obj)
         return NULL;
     }
     if (t->recorded) {
-        double end;
+        double duration;
         if (t->native_clock) {
-            end = (double)fg_tsc_now_ns(&core->st->tsc) / 1e9;
+            duration = fg_duration_ns(t->start_ns, fg_tsc_now_ns(&core->st->tsc));
         }
-        else if (fg_perf_counter(core->st, &end) < 0) {
-            return NULL;
+        else {
+            double end;
+            if (fg_perf_counter(core->st, &end) < 0) {
+                return NULL;
+            }
+            duration = fg_duration_seconds(t->start, end);
         }
-        /* A clock moved back by a test records as an instant call. */
-        double duration = end > t->start ? end - t->start : 0.0;
         if (fg_machine_record(core, t->period, 1, duration) < 0) {
             return NULL;
         }

@@ -337,34 +337,38 @@ fg_perf_counter(FgState *st, double *out)
 }
 
 int
-fg_call_clock_start(FgState *st, FgCallClock *clock, double *now)
+fg_call_clock_start(FgState *st, FgCallClock *clock)
 {
-    clock->replacement = NULL;
-    clock->tsc = &st->tsc;
+    *clock = (FgCallClock){.tsc = &st->tsc};
     int native = clock_is_native(st, FG_CLOCK_PERF_COUNTER, &clock->replacement);
     if (native < 0) {
         return -1;
     }
-    if (native == 0 && call_clock(Py_NewRef(clock->replacement), now) < 0) {
+    if (native == 0 && call_clock(Py_NewRef(clock->replacement), &clock->start) < 0) {
         fg_call_clock_release(clock);
         return -1;
     }
     if (native == 1) {
-        *now = (double)fg_tsc_now_ns(clock->tsc) / 1e9;
+        clock->start_ns = fg_tsc_now_ns(clock->tsc);
     }
     return 0;
 }
 
 int
-fg_call_clock_stop(FgCallClock *clock, double *now)
+fg_call_clock_stop(FgCallClock *clock, double *duration)
 {
     if (clock->replacement == NULL) {
-        *now = (double)fg_tsc_now_ns(clock->tsc) / 1e9;
+        *duration = fg_duration_ns(clock->start_ns, fg_tsc_now_ns(clock->tsc));
         return 0;
     }
     PyObject *replacement = clock->replacement;
     clock->replacement = NULL;
-    return call_clock(replacement, now);
+    double end;
+    if (call_clock(replacement, &end) < 0) {
+        return -1;
+    }
+    *duration = fg_duration_seconds(clock->start, end);
+    return 0;
 }
 
 int

@@ -38,16 +38,39 @@ PyObject *fg_signed_method_target(FgState *st, PyObject *obj);
  * replaced, in which case the replacement is called. -1 with an exception
  * set if a replacement raised or returned a non-number. */
 int fg_perf_counter(FgState *st, double *out);
+/* Seconds in `ns` nanoseconds: how a call timed by the native clock gets its
+ * duration, and how a window reads back one it keeps as nanoseconds
+ * (windows.h), so that both give the same double. */
+static inline double
+fg_seconds_of_ns(int64_t ns)
+{
+    return (double)ns * 1e-9;
+}
 /* The monotonic clock held for the length of one protected call: the
  * replacement check is made once, when the call starts, and both readings
  * come from the same clock. fg_call_clock_stop (or _release, when the
- * second reading is not needed) must follow every successful start. */
+ * duration is not needed) must follow every successful start. */
 typedef struct {
     PyObject *replacement; /* NULL for the native clock */
     FgTsc *tsc;            /* the native clock's reader */
+    int64_t start_ns;      /* the native clock's start */
+    double start;          /* the replacement's start, in seconds */
 } FgCallClock;
-int fg_call_clock_start(FgState *st, FgCallClock *clock, double *now);
-int fg_call_clock_stop(FgCallClock *clock, double *now);
+int fg_call_clock_start(FgState *st, FgCallClock *clock);
+/* The call's duration in seconds: whole nanoseconds of the native clock, or
+ * the difference of the replacement's readings; 0.0 when a clock moved
+ * back (a test's) made it negative. */
+int fg_call_clock_stop(FgCallClock *clock, double *duration);
+static inline double
+fg_duration_ns(int64_t start_ns, int64_t end_ns)
+{
+    return end_ns > start_ns ? fg_seconds_of_ns(end_ns - start_ns) : 0.0;
+}
+static inline double
+fg_duration_seconds(double start, double end)
+{
+    return end > start ? end - start : 0.0;
+}
 static inline void
 fg_call_clock_release(FgCallClock *clock)
 {

@@ -70,8 +70,10 @@ typedef struct {
     double *slow_thresholds; /* distinct SlowRate thresholds of the tripper,
                               * ascending */
     Py_ssize_t n_slow_thresholds;
-    char async_mode;     /* signals are taken by the asyncio surface */
     FgShared *shared;    /* the host-shared segment, or NULL */
+    char async_mode;     /* signals are taken by the asyncio surface */
+    char window_draining; /* a thread is applying window_ops (below) */
+    int delivering_depth; /* the depth of the signal being delivered */
 
     /* Read through fg_machine_state(), changed only under FG_LOCK (the
      * failure streak also under the window's lock alone: machine.c). */
@@ -89,13 +91,13 @@ typedef struct {
     uint64_t command_period;
 
     /* Transitions not yet delivered to listeners, oldest first; the
-     * process and thread delivering them right now, and the depth of the
-     * signal it is delivering (a listener's command goes one deeper). */
+     * process and thread delivering them right now (the depth of the
+     * signal it is delivering, above: a listener's command goes one
+     * deeper). */
     FgPendingSignal *pending;
     Py_ssize_t pending_head, pending_len, pending_cap;
     long delivering_pid; /* the process delivering them, or 0 */
     unsigned long delivering_thread;
-    int delivering_depth;
 
     /* A Python window's record() and reset() run outside the critical
      * section and under no lock (user code may wait for another thread that
@@ -110,7 +112,6 @@ typedef struct {
     Py_ssize_t window_ops_head, window_ops_len, window_ops_cap;
     uint64_t window_op_seq;      /* the last sequence number given */
     Py_ssize_t window_recording; /* record() calls under way */
-    char window_draining;        /* a thread is applying the queue */
     long window_pid;
 
     PyObject *weakreflist;

@@ -10,8 +10,8 @@
  *   FgCommit[2]       two copies of the small state: the machine state, the
  *                     window store's scalar fields, the T threshold entries
  *   int64_t[S]        the asyncio breaker's HALF_OPEN slots (owner pids)
- *   records           a CountWindow's durations and flags, or a
- *                     TimeWindow's buckets and rows (windows.h)
+ *   records           a CountWindow's durations and flags, or a TimeWindow's
+ *                     buckets and rows (windows.h)
  *
  * Every change happens under the segment lock, between fg_shared_enter and
  * fg_shared_leave (FG_LOCK in machine.h). Enter copies the current commit
@@ -31,7 +31,7 @@
 /* "fluxgate" read as a little-endian word; written last when a segment is
  * made, so a segment without it was never finished. */
 #define FG_SEGMENT_MAGIC UINT64_C(0x6574616778756c66)
-#define FG_SEGMENT_VERSION 1
+#define FG_SEGMENT_VERSION 2
 
 typedef struct {
     uint64_t magic;

@@ -26,6 +26,13 @@ flag_words(int n_thresholds)
     return n_thresholds > NARROW_THRESHOLDS ? words_for(n_thresholds + 1) : 0;
 }
 
+/* Where a shared CountWindow's codes follow its exact durations. */
+static size_t
+count_codes_offset(size_t n)
+{
+    return n * sizeof(double);
+}
+
 size_t
 fg_window_records_size(int kind, int64_t size, int n_thresholds,
                        size_t *second_offset)
@@ -36,8 +43,9 @@ fg_window_records_size(int kind, int64_t size, int n_thresholds,
     }
     size_t n = (size_t)size;
     if (kind == COUNT_WINDOW) {
+        /* exact, then the codes at count_codes_offset, then the flags. */
         int words = flag_words(n_thresholds);
-        *second_offset = round8(n * sizeof(double));
+        *second_offset = count_codes_offset(n) + round8(n * sizeof(uint32_t));
         size_t flags = words ? n * (size_t)words * sizeof(uint64_t) : n;
         return round8(*second_offset + flags);
     }
@@ -58,7 +66,8 @@ fg_window_new_shared(FgState *st, int kind, int64_t size, int n_thresholds,
     w->external = 1;
     w->size = size;
     if (n_thresholds > 0
-        && fg_table_resize(&w->store.slow, &w->scratch, n_thresholds) < 0) {
+        && (fg_window_scratch(w) == NULL
+            || fg_table_resize(&w->store.slow, w->scratch, n_thresholds) < 0)) {
         Py_DECREF(w);
         return NULL;
     }
@@ -67,7 +76,8 @@ fg_window_new_shared(FgState *st, int kind, int64_t size, int n_thresholds,
         w->store.records.ring = (CountRing){
             .capacity = (Py_ssize_t)size,
             .words = flag_words(n_thresholds),
-            .durations = (double *)base,
+            .exact = (double *)base,
+            .durations = (uint32_t *)(base + count_codes_offset((size_t)size)),
             .flags = base + second_offset,
         };
         return (PyObject *)w;
@@ -152,6 +162,7 @@ fg_window_load(PyObject *window, const void *image)
     w->store.slow.capacity = local.slow.capacity;
     if (w->kind == COUNT_WINDOW) {
         w->store.records.ring.durations = local.records.ring.durations;
+        w->store.records.ring.exact = local.records.ring.exact;
         w->store.records.ring.flags = local.records.ring.flags;
         w->store.records.ring.capacity = local.records.ring.capacity;
         w->store.records.ring.words = local.records.ring.words;
@@ -209,7 +220,7 @@ fg_window_rebuild(PyObject *window)
         for (Py_ssize_t slot = 0; slot < held && slot < r->capacity; slot++) {
             totals.total_count++;
             totals.failure_count += ring_failed(r, slot);
-            totals.total_duration += r->durations[slot];
+            totals.total_duration += ring_duration(r, slot);
             for (int e = 0; e < t->len; e++) {
                 t->entries[e].count += ring_counts(r, slot, e);
             }

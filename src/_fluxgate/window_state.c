@@ -66,7 +66,7 @@ count_records(const Window *w)
     for (Py_ssize_t i = 0; records != NULL && i < n; i++) {
         Py_ssize_t slot = (r->head + i) % r->capacity;
         PyObject *slow_at = slot_thresholds(w, slot);
-        PyObject *duration = slow_at ? PyFloat_FromDouble(r->durations[slot]) : NULL;
+        PyObject *duration = slow_at ? PyFloat_FromDouble(ring_duration(r, slot)) : NULL;
         PyObject *record = NULL;
         if (duration != NULL) {
             record = PyTuple_Pack(3, ring_failed(r, slot) ? Py_False : Py_True,
@@ -316,7 +316,9 @@ time_restore_slow(Window *w, Bucket *bucket, Py_ssize_t index,
             rc = -1;
         }
         int e = rc == 0 ? table_find(t, threshold) : -1;
-        if (rc == 0 && e < 0 && (e = fg_table_add_entry(t, &w->scratch, threshold)) < 0) {
+        if (rc == 0 && e < 0
+            && (fg_window_scratch(w) == NULL
+                || (e = fg_table_add_entry(t, w->scratch, threshold)) < 0)) {
             rc = -1;
             break;
         }
@@ -504,8 +506,10 @@ fg_window_setstate(PyObject *self, PyObject *state)
                                      : time_restore(scratch, contents);
     }
     if (rc == 0) {
-        rc = table_set_order(&scratch->store.slow, &scratch->scratch,
-                             PyTuple_GET_ITEM(state, 2), name);
+        rc = fg_window_scratch(scratch) == NULL
+                 ? -1
+                 : table_set_order(&scratch->store.slow, scratch->scratch,
+                                   PyTuple_GET_ITEM(state, 2), name);
     }
     if (rc == 0) {
         scratch->store.totals.total_duration = total_duration;

@@ -104,12 +104,20 @@ ring_grow(CountRing *r, int64_t size)
         PyErr_NoMemory();
         return -1;
     }
-    double *durations = PyMem_Realloc(r->durations, capacity * sizeof(double));
+    uint32_t *durations = PyMem_Realloc(r->durations, capacity * sizeof(uint32_t));
     if (durations == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     r->durations = durations;
+    if (r->exact != NULL) {
+        double *exact = PyMem_Realloc(r->exact, capacity * sizeof(double));
+        if (exact == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r->exact = exact;
+    }
     void *flags = PyMem_Realloc(r->flags, (size_t)capacity * width);
     if (flags == NULL) {
         PyErr_NoMemory();
@@ -120,18 +128,34 @@ ring_grow(CountRing *r, int64_t size)
     return 0;
 }
 
+/* The array of durations that have no 32-bit code, the first time one is
+ * recorded. */
+static int
+ring_add_exact(CountRing *r)
+{
+    r->exact = PyMem_New(double, r->capacity);
+    if (r->exact == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 static int
 count_add(Window *w, int success, double duration, const double *slow_at,
           Py_ssize_t n_slow)
 {
     FgTotals *totals = &w->store.totals;
     SlowTable *t = &w->store.slow;
-    SlowScratch *s = &w->scratch;
+    SlowScratch *s = NULL;
     CountRing *r = &w->store.records.ring;
     int full = totals->total_count == w->size;
     /* Without thresholds, live or new, the table has nothing to do. */
     int slow = n_slow > 0 || t->len > 0;
     if (slow) {
+        if ((s = fg_window_scratch(w)) == NULL) {
+            return -1;
+        }
         words_clear(s->freed, t->capacity);
         for (int e = 0; full && e < t->len; e++) {
             if (ring_counts(r, r->head, e) && t->entries[e].count == 1) {
@@ -147,13 +171,17 @@ count_add(Window *w, int success, double duration, const double *slow_at,
     if (!full && totals->total_count == r->capacity && ring_grow(r, w->size) < 0) {
         return -1;
     }
+    uint32_t code = duration_code(duration);
+    if (code == DURATION_ESCAPE && r->exact == NULL && ring_add_exact(r) < 0) {
+        return -1;
+    }
     Py_ssize_t slot = (Py_ssize_t)totals->total_count;
     if (full) {
         slot = r->head;
         r->head = slot + 1 == r->capacity ? 0 : slot + 1;
         totals->total_count--;
         totals->failure_count -= ring_failed(r, slot);
-        totals->total_duration = totals->total_duration - r->durations[slot];
+        totals->total_duration = totals->total_duration - ring_duration(r, slot);
         int len = t->len;
         for (int e = 0; e < len; e++) {
             if (ring_counts(r, slot, e)) {
@@ -164,8 +192,11 @@ count_add(Window *w, int success, double duration, const double *slow_at,
     if (slow) {
         fg_table_apply(t, s);
     }
-    r->durations[slot] = duration;
-    set_slot(r, slot, !success, s->counted, t->len);
+    if (code == DURATION_ESCAPE) {
+        r->exact[slot] = duration;
+    }
+    r->durations[slot] = code;
+    set_slot(r, slot, !success, slow ? s->counted : NULL, t->len);
     totals->total_count++;
     totals->failure_count += success ? 0 : 1;
     totals->total_duration = totals->total_duration + duration;
@@ -262,7 +293,7 @@ time_add(Window *w, int success, double duration, const double *slow_at,
 {
     FgTotals *totals = &w->store.totals;
     SlowTable *t = &w->store.slow;
-    SlowScratch *s = &w->scratch;
+    SlowScratch *s = NULL;
     TimePages *p = &w->store.records.pages;
     if (!isfinite(timestamp)) {
         PyObject *value = PyFloat_FromDouble(timestamp);
@@ -297,7 +328,12 @@ time_add(Window *w, int success, double duration, const double *slow_at,
     int stale = bucket->count > 0 && bucket->second != second;
     /* Without thresholds, live or new, the table has nothing to do. */
     int slow = n_slow > 0 || t->len > 0;
-    words_clear(s->freed, t->capacity);
+    if (slow) {
+        if ((s = fg_window_scratch(w)) == NULL) {
+            return -1;
+        }
+        words_clear(s->freed, t->capacity);
+    }
     if (stale && slow) {
         for (int e = 0; e < t->len; e++) {
             int64_t held = time_row_get(w, index, e);
@@ -351,6 +387,7 @@ free_records(Window *w)
         CountRing *r = &w->store.records.ring;
         if (!w->external) {
             PyMem_Free(r->durations);
+            PyMem_Free(r->exact);
             PyMem_Free(r->flags);
         }
         *r = (CountRing){0};
@@ -372,7 +409,7 @@ fg_window_allocate(Window *w, int64_t size)
 {
     if (w->kind == COUNT_WINDOW) {
         Py_ssize_t capacity = size < INITIAL_SLOTS ? (Py_ssize_t)size : INITIAL_SLOTS;
-        double *durations = PyMem_New(double, capacity);
+        uint32_t *durations = PyMem_New(uint32_t, capacity);
         uint8_t *flags = PyMem_New(uint8_t, capacity);
         if (durations == NULL || flags == NULL) {
             PyMem_Free(durations);
@@ -419,7 +456,11 @@ fg_window_free(Window *w)
 {
     free_records(w);
     fg_table_free(&w->store.slow);
-    fg_scratch_free(&w->scratch);
+    if (w->scratch != NULL) {
+        fg_scratch_free(w->scratch);
+        PyMem_Free(w->scratch);
+        w->scratch = NULL;
+    }
     fg_remote_free(w->remote);
     w->remote = NULL;
 }
@@ -431,9 +472,21 @@ fg_window_swap(Window *a, Window *b)
     a->store = b->store;
     b->store = store;
     /* The scratch space goes with the table it is sized for. */
-    SlowScratch scratch = a->scratch;
+    SlowScratch *scratch = a->scratch;
     a->scratch = b->scratch;
     b->scratch = scratch;
+}
+
+SlowScratch *
+fg_window_scratch(Window *w)
+{
+    if (w->scratch == NULL) {
+        w->scratch = PyMem_Calloc(1, sizeof(SlowScratch));
+        if (w->scratch == NULL) {
+            PyErr_NoMemory();
+        }
+    }
+    return w->scratch;
 }
 
 /* ---- the entry points of components.h ---------------------------------------*/

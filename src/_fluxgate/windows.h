@@ -40,7 +40,8 @@
  *            pages' generation), at offset 0
  *   entries  SlowEntry[T]
  *   CountWindow:
- *     durations  double[size]
+ *     exact      double[size]
+ *     durations  uint32_t[size]
  *     flags      size bytes while T <= NARROW_THRESHOLDS, else
  *                size * words_for(T + 1) uint64_t words
  *   TimeWindow:
@@ -237,14 +238,45 @@ extern const char *const fg_window_kind_names[];
 /* The last `size` records in a ring of slots: a duration, and flags with the
  * failure in bit 0 and table entry e in bit e + 1, in one byte per slot or,
  * once `words` > 0, in that many 64-bit words per slot. Until the window is
- * full the records fill slots 0, 1, ...; then `head` is the oldest. */
+ * full the records fill slots 0, 1, ...; then `head` is the oldest.
+ *
+ * A duration is kept in 32 bits as whole nanoseconds when that gives back
+ * the same double (duration_code): every duration under 4 s that the native
+ * clock measures (fg_seconds_of_ns). Any other one is kept whole in `exact`,
+ * an array allocated the first time one is recorded. */
 typedef struct {
     Py_ssize_t capacity;
     int words;
     Py_ssize_t head;
-    double *durations; /* capacity */
-    void *flags;       /* capacity bytes, or capacity * words words */
+    uint32_t *durations; /* capacity codes */
+    double *exact;       /* capacity, or NULL while no code is an escape */
+    void *flags;         /* capacity bytes, or capacity * words words */
 } CountRing;
+
+/* The code of a duration kept in `exact`. */
+#define DURATION_ESCAPE UINT32_MAX
+
+/* The 32-bit code of `duration`: its nanoseconds when fg_seconds_of_ns gives
+ * it back bit for bit (not for -0.0, NaN, or 4 s and more), else
+ * DURATION_ESCAPE. */
+static inline uint32_t
+duration_code(double duration)
+{
+    if (!signbit(duration) && duration < 4.0) {
+        uint32_t ns = (uint32_t)(duration * 1e9 + 0.5);
+        if (fg_seconds_of_ns(ns) == duration) {
+            return ns;
+        }
+    }
+    return DURATION_ESCAPE;
+}
+
+static inline double
+ring_duration(const CountRing *r, Py_ssize_t slot)
+{
+    uint32_t code = r->durations[slot];
+    return code != DURATION_ESCAPE ? fg_seconds_of_ns(code) : r->exact[slot];
+}
 
 typedef struct {
     int64_t count;
@@ -310,7 +342,7 @@ typedef struct {
     int64_t size; /* 0 until __init__ has run */
     char external; /* the record arrays are in a shared segment (shared.h) */
     WindowStore store;
-    SlowScratch scratch;
+    SlowScratch *scratch; /* NULL until a record or a state has a threshold */
     FgRemote *remote; /* a fleet breaker's private window only, else NULL */
 } Window;
 
@@ -337,6 +369,9 @@ window_check_initialised(const Window *w)
 /* Fresh, empty storage for `size` records; on error the window is as it
  * was. */
 int fg_window_allocate(Window *w, int64_t size);
+/* The window's scratch space, allocated on first use (NULL with
+ * MemoryError). */
+SlowScratch *fg_window_scratch(Window *w);
 /* Frees the store and the scratch space. */
 void fg_window_free(Window *w);
 /* Exchanges the contents of two windows of the same kind and size. */

@@ -122,3 +122,27 @@ def test_a_wrapped_count_window_holds_exactly_the_last_records(tmp_path, method)
     metrics = breaker.info().metrics
     assert metrics.total_count == 1_000
     assert metrics.failure_count == 250
+
+
+def test_durations_of_every_form_are_shared_exactly(tmp_path, monkeypatch) -> None:
+    # Whole nanoseconds are kept in 32 bits, any other duration in full; a
+    # second breaker on the segment sees the writer's totals bit for bit as
+    # the oldest records leave.
+    shared = HostMemory("durations", directory=tmp_path)
+    durations = [5.5, 0.1 + 0.2, 37 * 1e-9, 3600.0, 1e-10, 250 * 1e-9]
+    readings = []
+    for duration in durations:
+        readings += [1000.0, 1000.0 + duration]
+    clock = iter(readings)
+    writer = CircuitBreaker(window=CountWindow(3), tripper=NEVER_TRIPS, retry=Never(), shared=shared)
+    observer = CircuitBreaker(window=CountWindow(3), tripper=NEVER_TRIPS, retry=Never(), shared=shared)
+    monkeypatch.setattr("time.perf_counter", lambda: next(clock))
+    held: list[float] = []
+    total = 0.0
+    for start, end in zip(readings[::2], readings[1::2]):
+        writer.call(int)
+        if len(held) == 3:
+            total = total - held.pop(0)
+        held.append(end - start)
+        total = total + (end - start)
+        assert repr(observer.info().metrics.total_duration) == repr(total)
