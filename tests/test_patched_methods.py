@@ -111,6 +111,21 @@ def test_a_patched_leaf_inside_a_composite_is_asked(monkeypatch: pytest.MonkeyPa
                            failure_count=0, slow_counts={})]
 
 
+def test_a_patched_leaf_the_short_circuit_skips_is_not_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Any] = []
+    cb = CircuitBreaker(tripper=trippers.MinRequests(5) & trippers.FailureRate(1.0))
+    monkeypatch.setattr(trippers.FailureRate, "__call__", lambda self, ctx: seen.append(ctx) or True)
+    for _ in range(4):
+        assert cb.call(ok) == "ok"
+    assert seen == []
+    assert cb.info().state == "closed"
+    cb.call(ok)
+    assert len(seen) == 1
+    assert cb.info().state == "open"
+
+
 def test_a_tracker_patched_on_the_class(monkeypatch: pytest.MonkeyPatch) -> None:
     cb = CircuitBreaker(tracker=trackers.TypeOf(Boom), tripper=trippers.FailureStreak(1))
     monkeypatch.setattr(trackers.TypeOf, "__call__", lambda self, exception: False)

@@ -805,6 +805,19 @@ def test_a_breaker_over_built_in_trippers_trips_as_a_direct_call_decides(
             assert (fast.state, fast.metrics) == (direct.state, direct.metrics)
 
 
+def test_a_leaf_initialised_after_the_breaker_was_built_decides_with_its_parameters() -> None:
+    late = FailureRate.__new__(FailureRate)
+    cb = CircuitBreaker(tripper=MinRequests(2) & late, retry=Never())
+    late.__init__(0.6)  # type: ignore[misc]
+    cb.call(lambda: None)
+    with pytest.raises(ValueError):
+        cb.call(lambda: int("x"))
+    assert cb.info().state == "closed"  # one failure in two calls: 0.5 < 0.6
+    with pytest.raises(ValueError):
+        cb.call(lambda: int("x"))
+    assert cb.info().state == "open"  # two in three: 0.67 >= 0.6
+
+
 @pytest.mark.parametrize("composite", [_And, _Or])
 def test_a_composite_class_patched_after_the_breaker_was_built_is_asked(
     composite: type, monkeypatch: pytest.MonkeyPatch

@@ -136,9 +136,9 @@ fg_tripper_collect_thresholds(FgState *st, PyObject *tripper,
 
 /* ---- compiling a tree into a program (trippers.h) ----------------------------*/
 
-/* The leaves under `node` when it can be compiled (built-in leaves under
- * this module's _And and _Or, nested at most SHALLOW_TREE deep, all of
- * them running the built-ins' own __call__), else -1. */
+/* The leaves under `node` when it can be compiled (initialised built-in
+ * leaves under this module's _And and _Or, nested at most SHALLOW_TREE
+ * deep, all of them running the built-ins' own __call__), else -1. */
 static int
 count_ops(FgState *st, PyObject *node, ternaryfunc call, int depth)
 {
@@ -146,7 +146,7 @@ count_ops(FgState *st, PyObject *node, ternaryfunc call, int depth)
         return -1;
     }
     if (!is_composite(st, node)) {
-        return ((Node *)node)->kind < K_AND ? 1 : -1;
+        return ((Node *)node)->kind < K_AND && !leaf_needs_init((Leaf *)node) ? 1 : -1;
     }
     Composite *c = (Composite *)node;
     if (c->left == NULL || c->right == NULL) {
@@ -169,10 +169,24 @@ emit_ops(FgState *st, FgTripProgram *p, PyObject *node, int at, int on_true,
          int on_false)
 {
     if (!is_composite(st, node)) {
-        p->ops[at] = (ProgramOp){.leaf = (Leaf *)node,
-                                 .kind = ((Node *)node)->kind,
-                                 .next = {on_false, on_true}};
+        Leaf *leaf = (Leaf *)node;
+        p->ops[at] = (ProgramOp){
+            .leaf = leaf,
+            .kind = leaf->kind,
+            .next = {on_false, on_true},
+            .count = leaf->count,
+            .value = leaf->kind == K_FAILURE_RATE || leaf->kind == K_SLOW_RATE
+                         ? leaf->ratio
+                         : leaf->threshold,
+        };
         p->n = at + 1;
+        int known = 0;
+        while (known < p->n_types && p->types[known] != Py_TYPE(node)) {
+            known++;
+        }
+        if (known == p->n_types) {
+            p->types[p->n_types++] = Py_TYPE(node);
+        }
         return at + 1;
     }
     Composite *c = (Composite *)node;
@@ -188,6 +202,28 @@ emit_ops(FgState *st, FgTripProgram *p, PyObject *node, int at, int on_true,
     return emit_ops(st, p, c->right, right, on_true, on_false);
 }
 
+/* The truth table of a program that can have one (trippers.h). */
+static void
+set_truth_table(FgTripProgram *p)
+{
+    if (p->n > TRUTH_TABLE_OPS) {
+        return;
+    }
+    for (int i = 0; i < p->n; i++) {
+        if (p->ops[i].kind == K_SLOW_RATE) {
+            return;
+        }
+    }
+    for (uint64_t verdicts = 0; verdicts < (UINT64_C(1) << p->n); verdicts++) {
+        int at = 0;
+        do {
+            at = p->ops[at].next[verdicts >> at & 1];
+        } while (at >= 0);
+        p->truth |= (uint64_t)(at == PROGRAM_TRUE) << verdicts;
+    }
+    p->has_truth = 1;
+}
+
 int
 fg_tree_compile(FgState *st, PyObject *tripper, ternaryfunc call,
                 FgTripProgram **out)
@@ -197,13 +233,16 @@ fg_tree_compile(FgState *st, PyObject *tripper, ternaryfunc call,
     if (n <= 0) {
         return 0;
     }
-    FgTripProgram *p = PyMem_Malloc(sizeof(FgTripProgram) + (size_t)n * sizeof(ProgramOp));
+    FgTripProgram *p = PyMem_Malloc(sizeof(FgTripProgram) + (size_t)n * sizeof(ProgramOp)
+                                    + (size_t)n * sizeof(PyTypeObject *));
     if (p == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     *p = (FgTripProgram){.call = call, .ops = (ProgramOp *)(p + 1)};
+    p->types = (PyTypeObject **)(p->ops + n);
     emit_ops(st, p, tripper, 0, PROGRAM_TRUE, PROGRAM_FALSE);
+    set_truth_table(p);
     *out = p;
     return 0;
 }

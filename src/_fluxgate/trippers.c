@@ -323,77 +323,87 @@ fg_tripper_compile(FgState *st, PyObject *tripper)
 }
 
 /* Whether the program still means what the tree does: the composite types
- * it compiled away still run the built-ins' __call__ (each leaf's type is
- * checked as it is reached). */
+ * it compiled away and the leaves' types still run the built-ins'
+ * __call__. */
 static inline int
 program_current(const FgTripProgram *p)
 {
-    return (p->and_type == NULL || p->and_type->tp_call == p->call)
-           && (p->or_type == NULL || p->or_type->tp_call == p->call);
+    if ((p->and_type != NULL && p->and_type->tp_call != p->call)
+        || (p->or_type != NULL && p->or_type->tp_call != p->call)) {
+        return 0;
+    }
+    for (int i = 0; i < p->n_types; i++) {
+        if (p->types[i]->tp_call != p->call) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
-/* What program_run's first pass leaves for an op besides a verdict (0 or
- * 1): decide it on the way (SlowRate, whose count is looked up only for a
- * leaf that is reached), an error if reached, or a patched class. */
-enum { OP_LATER = 2, OP_UNINITIALISED = 3, OP_PATCHED = 4 };
+/* A SlowRate op's verdict is decided only where the run reaches it. */
+enum { OP_LATER = 2 };
 
 /* The tree's verdict from the program, as builtin_check gives it for a
- * native window; FG_NEEDS_PYTHON, having changed nothing, when a class of a
- * leaf it reaches was patched after it was compiled.
+ * native window.
  *
  * Two passes: the leaves' verdicts first, none depending on another, then
- * the jumps. Deciding each jump as its leaf is evaluated makes every step
- * wait for the previous leaf (its division, a branch on its kind that
- * mispredicts) before the next op is even loaded; measured, the two passes
- * cost a leaf 3-5 ns against 5-8. Evaluating a built-in leaf that the
- * short-circuit then skips has no effect: a patched class or an
- * uninitialised leaf counts only at a leaf that is reached. */
+ * the tree's verdict from them: one bit of the truth table, or the jumps.
+ * Deciding each jump as its leaf is evaluated makes every step wait for the
+ * previous leaf (its division, a branch on its kind that mispredicts)
+ * before the next op is even loaded. Deciding a leaf that the
+ * short-circuit then skips has no effect. */
 static int
 program_run(const FgTripProgram *p, FgTripInput *in)
 {
     FgTotals totals;
     fg_window_totals(in->window, &totals);
+    /* As Python's true division, once: the counts convert to double
+     * exactly, and a rate of no calls is never reached. */
+    int any = totals.total_count > 0;
+    double calls = any ? (double)totals.total_count : 1.0;
+    double failure_rate = (double)totals.failure_count / calls;
+    double avg_latency = totals.total_duration / calls;
+    uint64_t bits = 0;
     signed char verdicts[PROGRAM_MAX_OPS];
     for (int i = 0; i < p->n; i++) {
-        const Leaf *leaf = p->ops[i].leaf;
-        int kind = p->ops[i].kind;
+        const ProgramOp *op = &p->ops[i];
         int verdict;
-        if (Py_TYPE(leaf)->tp_call != p->call) {
-            verdict = OP_PATCHED;
-        }
-        else if (kind == K_CLOSED) {
+        switch (op->kind) {
+        case K_CLOSED:
             verdict = in->state == FG_CLOSED;
-        }
-        else if (kind == K_HALF_OPENED) {
+            break;
+        case K_HALF_OPENED:
             verdict = in->state == FG_HALF_OPEN;
-        }
-        else if (!leaf->initialised) {
-            verdict = OP_UNINITIALISED;
-        }
-        else if (kind == K_FAILURE_STREAK) {
-            verdict = in->consecutive_failures >= leaf->count;
-        }
-        else if (kind == K_SLOW_RATE) {
+            break;
+        case K_FAILURE_STREAK:
+            verdict = in->consecutive_failures >= op->count;
+            break;
+        case K_MIN_REQUESTS:
+            verdict = totals.total_count >= op->count;
+            break;
+        case K_FAILURE_RATE:
+            verdict = any & (failure_rate >= op->value);
+            break;
+        case K_AVG_LATENCY:
+            verdict = any & (avg_latency >= op->value);
+            break;
+        default:
             verdict = OP_LATER;
+            break;
         }
-        else {
-            verdict = counts_verdict(leaf, &totals, 0);
-        }
+        bits |= (uint64_t)(verdict & 1) << (i & 63);
         verdicts[i] = (signed char)verdict;
+    }
+    if (p->has_truth) {
+        return (int)(p->truth >> bits & 1);
     }
     int at = 0;
     do {
         int verdict = verdicts[at];
         const ProgramOp *op = &p->ops[at];
-        if (verdict > 1) {
-            if (verdict == OP_PATCHED) {
-                return FG_NEEDS_PYTHON;
-            }
-            if (verdict == OP_UNINITIALISED) {
-                return fg_not_initialised((PyObject *)op->leaf);
-            }
-            verdict = counts_verdict(
-                op->leaf, &totals, fg_window_slow_count(in->window, op->leaf->threshold));
+        if (verdict == OP_LATER) {
+            int64_t slow = fg_window_slow_count(in->window, op->leaf->threshold);
+            verdict = any && (double)slow / calls >= op->value;
         }
         at = op->next[verdict];
     } while (at >= 0);

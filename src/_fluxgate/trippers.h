@@ -58,22 +58,31 @@ leaf_needs_init(const Leaf *leaf)
  * A tree of built-in leaves under _And and _Or nodes is evaluated by the
  * breaker after every call. Walking it recursively costs a call, a depth
  * count and a native check per node; instead the breaker compiles it once,
- * at construction, into one op per leaf, left to right, each naming the op
- * to run next on either verdict (short-circuiting is in those jumps), or
- * the tree's verdict. The tree's root composite keeps it (FgComposite), so
- * every breaker with that tripper shares it.
+ * at construction, into one op per leaf, left to right, each with the
+ * leaf's parameters (fixed once its __init__ has run: a second one is
+ * refused) and naming the op to run next on either verdict
+ * (short-circuiting is in those jumps), or the tree's verdict. The tree's
+ * root composite keeps it (FgComposite), so every breaker with that tripper
+ * shares it.
+ *
+ * A program of at most TRUTH_TABLE_OPS leaves, none of them SlowRate (whose
+ * count is looked up only for a leaf that is reached), also has its truth
+ * table: bit v tells the tree's verdict when leaf i's verdict is bit i of v.
+ * Its run decides every leaf, then reads one bit instead of following the
+ * jumps one dependent load after another.
  *
  * The program is the tree's meaning only while every node would still run
  * the built-ins' own __call__: a class patched afterwards changes its
- * tp_call. The run checks that for the composite types first and for each
- * leaf as it reaches it, and gives up if one changed (evaluating a built-in
- * leaf changes nothing), so that the caller walks the tree as before. */
+ * tp_call. The run checks that for the composite types and the leaves'
+ * distinct types first, and gives up if one changed, so that the caller
+ * walks the tree as before (the walk finds which leaves are reached). */
 #define PROGRAM_TRUE (-2)
 #define PROGRAM_FALSE (-1)
 /* At most this many leaves (and composites nested at most SHALLOW_TREE
  * deep) are compiled; a larger tree is walked. */
 #define PROGRAM_MAX_OPS 256
 #define SHALLOW_TREE 32
+#define TRUTH_TABLE_OPS 6
 
 typedef struct FgTripProgram FgTripProgram;
 
@@ -81,6 +90,8 @@ typedef struct {
     Leaf *leaf;   /* borrowed: the root composite owns the tree */
     int kind;
     int next[2];  /* next[verdict]: the next op, or PROGRAM_TRUE/FALSE */
+    int64_t count; /* the leaf's count, or */
+    double value;  /* its ratio or threshold */
 } ProgramOp;
 
 struct FgTripProgram {
@@ -88,7 +99,12 @@ struct FgTripProgram {
     PyTypeObject *and_type; /* borrowed from the module state, or NULL */
     PyTypeObject *or_type;  /* when the tree has no such node */
     int n;
-    ProgramOp *ops; /* n, in the same block, after this header */
+    int n_types;
+    int has_truth;          /* truth is the tree's table */
+    uint64_t truth;
+    ProgramOp *ops;         /* n, in the same block, after this header */
+    PyTypeObject **types;   /* the leaves' n_types distinct types (borrowed:
+                             * each leaf holds its own), after the ops */
 };
 
 /* The program of `tripper` in *out, or NULL there when the tree has a node
