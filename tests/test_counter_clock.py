@@ -19,7 +19,7 @@ from conftest import wait_for_child
 
 from fluxgate import CircuitBreaker
 from fluxgate.trippers import MinRequests
-from fluxgate.windows import CountWindow
+from fluxgate.windows import CountWindow, TimeWindow
 from fluxgate import _fluxgate
 
 ERROR = 100e-9
@@ -108,6 +108,33 @@ def test_a_recorded_duration_is_within_100ns_of_the_calls_own_clock(seconds: flo
         # The breaker's readings enclose the function's and are enclosed by
         # the caller's.
         assert inner[-1] - ERROR <= duration <= outer[-1] + ERROR
+
+
+def test_a_time_window_records_in_the_second_the_call_ended() -> None:
+    # Calls that end within microseconds of a second's boundary, on both
+    # sides: each lands in the bucket of the wall-clock second between the
+    # function's last reading and the caller's next.
+    wait_until_calibrated()
+    misplaced = []
+    for offset in [-5e-6, 2e-6, 10e-6, 50e-6]:
+        window = TimeWindow(3600)
+        cb = CircuitBreaker(window=window, tripper=MinRequests(10**6))
+        ends: list[float] = []
+
+        def work() -> None:
+            target = math.floor(time.time()) + 1 + offset
+            while time.time() < target:
+                pass
+            ends.append(time.time())
+
+        cb.call(work)
+        after = time.time()
+        [(second, count, *_)] = window.__reduce__()[2][0]
+        assert count == 1
+        error = ERROR + math.ulp(after)
+        if not math.floor(ends[0] - error) <= second <= math.floor(after + error):
+            misplaced.append((ends[0], second, after))
+    assert misplaced == []
 
 
 def test_the_environment_can_turn_the_counter_clock_off() -> None:

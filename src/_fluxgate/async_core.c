@@ -167,8 +167,10 @@ async_core_succeed(FgAsyncCore *core, PyObject *ticket_obj)
     }
     if (t->recorded) {
         double duration;
+        uint64_t end_tick = 0;
         if (t->native_clock) {
-            duration = fg_duration_ns(t->start_ns, fg_tsc_now_ns(&core->st->tsc));
+            int64_t end_ns = fg_tsc_read_ns(&core->st->tsc, 0, &end_tick);
+            duration = fg_duration_ns(t->start_ns, end_ns);
         }
         else {
             double end;
@@ -177,7 +179,7 @@ async_core_succeed(FgAsyncCore *core, PyObject *ticket_obj)
             }
             duration = fg_duration_seconds(t->start, end);
         }
-        if (fg_machine_record(core, t->period, 1, duration) < 0) {
+        if (fg_machine_record(core, t->period, 1, duration, end_tick) < 0) {
             return NULL;
         }
     }

@@ -292,38 +292,39 @@ call_clock(PyObject *clock, double *out)
 }
 
 /* The native clocks, in nanoseconds. */
-typedef int64_t (*NativeClock)(FgState *st);
+typedef int64_t (*NativeClock)(FgState *st, uint64_t tick);
 
 static int64_t
-monotonic_ns(FgState *st)
+monotonic_ns(FgState *st, uint64_t tick)
 {
+    (void)tick;
     return fg_tsc_now_ns(&st->tsc);
 }
 
 static int64_t
-wall_ns(FgState *st)
+wall_ns(FgState *st, uint64_t tick)
 {
-    (void)st;
+    (void)st, (void)tick;
     return fg_raw_wall_ns();
 }
 
 static int64_t
-bucket_ns(FgState *st)
+bucket_ns(FgState *st, uint64_t tick)
 {
-    return fg_tsc_wall_ns(&st->tsc);
+    return fg_tsc_wall_ns_at(&st->tsc, tick);
 }
 
 /* One reading of clock `which`: `native_ns` when the time module holds its
  * own function (*native = 1), else its replacement's result (*native = 0).
  * -1 with an exception set on error. */
 static inline int
-read_clock(FgState *st, FgClockId which, NativeClock native_ns, double *out,
-           int *native)
+read_clock(FgState *st, FgClockId which, NativeClock native_ns, uint64_t tick,
+           double *out, int *native)
 {
     PyObject *replacement = NULL;
     *native = clock_is_native(st, which, &replacement);
     if (*native == 1) {
-        *out = (double)native_ns(st) / 1e9;
+        *out = (double)native_ns(st, tick) / 1e9;
         return 0;
     }
     return *native < 0 ? -1 : call_clock(replacement, out);
@@ -333,7 +334,7 @@ int
 fg_perf_counter(FgState *st, double *out)
 {
     int native;
-    return read_clock(st, FG_CLOCK_PERF_COUNTER, monotonic_ns, out, &native);
+    return read_clock(st, FG_CLOCK_PERF_COUNTER, monotonic_ns, 0, out, &native);
 }
 
 int
@@ -358,7 +359,8 @@ int
 fg_call_clock_stop(FgCallClock *clock, double *duration)
 {
     if (clock->replacement == NULL) {
-        *duration = fg_duration_ns(clock->start_ns, fg_tsc_now_ns(clock->tsc));
+        int64_t end_ns = fg_tsc_read_ns(clock->tsc, 0, &clock->end_tick);
+        *duration = fg_duration_ns(clock->start_ns, end_ns);
         return 0;
     }
     PyObject *replacement = clock->replacement;
@@ -374,14 +376,14 @@ fg_call_clock_stop(FgCallClock *clock, double *duration)
 int
 fg_wall_time_ex(FgState *st, double *out, int *native)
 {
-    return read_clock(st, FG_CLOCK_TIME, wall_ns, out, native);
+    return read_clock(st, FG_CLOCK_TIME, wall_ns, 0, out, native);
 }
 
 int
-fg_bucket_time(FgState *st, double *out)
+fg_bucket_time(FgState *st, uint64_t tick, double *out)
 {
     int native;
-    return read_clock(st, FG_CLOCK_TIME, bucket_ns, out, &native);
+    return read_clock(st, FG_CLOCK_TIME, bucket_ns, tick, out, &native);
 }
 
 int

@@ -55,6 +55,8 @@ typedef struct {
     FgTsc *tsc;            /* the native clock's reader */
     int64_t start_ns;      /* the native clock's start */
     double start;          /* the replacement's start, in seconds */
+    uint64_t end_tick;     /* the counter value of the native clock's end
+                            * reading (tsc.h), or 0 */
 } FgCallClock;
 int fg_call_clock_start(FgState *st, FgCallClock *clock);
 /* The call's duration in seconds: whole nanoseconds of the native clock, or
@@ -79,8 +81,9 @@ fg_call_clock_release(FgCallClock *clock)
 /* Wall-clock seconds, as the time module's current time() gives them. */
 int fg_wall_time(FgState *st, double *out);
 /* The same for a TimeWindow's bucket: the native clock is read from the
- * time-stamp counter where it can be (tsc.h), within nanoseconds of it. */
-int fg_bucket_time(FgState *st, double *out);
+ * time-stamp counter where it can be (tsc.h), within nanoseconds of it, at
+ * `tick` when that is an end_tick of FgCallClock (0: now). */
+int fg_bucket_time(FgState *st, uint64_t tick, double *out);
 /* The same, telling whether the native clock was read (*native == 1): then
  * fg_raw_wall_time() may be read again where no Python code may run. */
 int fg_wall_time_ex(FgState *st, double *out, int *native);

@@ -111,7 +111,8 @@ evaluate_outside(FgBreaker *cb, int native_window, FgTripInput *in, int success,
     return 0;
 }
 int
-fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
+fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration,
+                  uint64_t end_tick)
 {
     FgState *st = cb->st;
     /* The thresholds are ascending: the ones the call reached are the first
@@ -128,7 +129,7 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration)
     double timestamp = 0.0;
     int rc = 0;
     if (window_kind == FG_WINDOW_TIMED) {
-        rc = fg_bucket_time(st, &timestamp);
+        rc = fg_bucket_time(st, end_tick, &timestamp);
     }
     int evaluate = 1;
     if (rc == 0 && !native_window) {
@@ -276,7 +277,7 @@ int
 fg_machine_fail(FgBreaker *cb, uint64_t period, PyObject *error)
 {
     int tracked = fg_tracker_check(cb->st, cb->tracker, error);
-    if (tracked > 0 && fg_machine_record(cb, period, 0, 0.0) < 0) {
+    if (tracked > 0 && fg_machine_record(cb, period, 0, 0.0, 0) < 0) {
         tracked = -1;
     }
     if (tracked >= 0) {

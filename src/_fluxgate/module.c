@@ -72,7 +72,7 @@ static PyObject *
 module_bucket_time(PyObject *module, PyObject *unused)
 {
     double now;
-    return fg_bucket_time(fg_state(module), &now) < 0 ? NULL
+    return fg_bucket_time(fg_state(module), 0, &now) < 0 ? NULL
                                                       : PyFloat_FromDouble(now);
 }
 

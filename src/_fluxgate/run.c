@@ -60,7 +60,7 @@ fg_breaker_run(FgBreaker *cb, PyObject *func, PyObject *const *args,
         Py_DECREF(result);
         return NULL;
     }
-    if (fg_machine_record(cb, period, 1, duration) < 0) {
+    if (fg_machine_record(cb, period, 1, duration, clock.end_tick) < 0) {
         Py_DECREF(result);
         return NULL;
     }

@@ -82,29 +82,51 @@ void fg_tsc_after_fork(FgTsc *tsc);
  * fg_tsc_now_ns (wall == 0) and fg_tsc_wall_ns (wall == 1). */
 int64_t fg_tsc_refresh(FgTsc *tsc, int wall);
 
-static inline int64_t
-fg_tsc_read_ns(FgTsc *tsc, int wall)
+/* The clock (wall: CLOCK_REALTIME, else CLOCK_MONOTONIC) at counter value
+ * `tick`, derived from the anchor: 1 with *ns set, or 0 when the anchor
+ * cannot give it (a writer is changing it, or `tick` lies before it or past
+ * its age). */
+static inline int
+fg_tsc_derive(FgTsc *tsc, int wall, uint64_t tick, int64_t *ns)
 {
 #if FG_HAVE_TSC
+    uint32_t seq = __atomic_load_n(&tsc->seq, __ATOMIC_ACQUIRE);
+    uint64_t anchor_tsc = __atomic_load_n(&tsc->anchor_tsc, __ATOMIC_RELAXED);
+    int64_t anchor_ns = __atomic_load_n(&tsc->anchor_ns, __ATOMIC_RELAXED);
+    uint64_t anchor_ticks = __atomic_load_n(&tsc->anchor_ticks, __ATOMIC_RELAXED);
+    int64_t offset = wall ? __atomic_load_n(&tsc->wall_offset_ns, __ATOMIC_RELAXED) : 0;
+    double ns_per_tick;
+    __atomic_load(&tsc->ns_per_tick, &ns_per_tick, __ATOMIC_RELAXED);
+    /* A tick before the anchor wraps to a huge `ticks`. */
+    uint64_t ticks = tick - anchor_tsc;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (ticks < anchor_ticks && (seq & 1) == 0
+        && __atomic_load_n(&tsc->seq, __ATOMIC_RELAXED) == seq) {
+        *ns = anchor_ns + offset + (int64_t)((double)ticks * ns_per_tick);
+        return 1;
+    }
+#else
+    (void)tsc, (void)wall, (void)tick, (void)ns;
+#endif
+    return 0;
+}
+
+/* A reading of the clock; *tick receives the counter value it was derived
+ * from, or 0 when the clock itself was read. */
+static inline int64_t
+fg_tsc_read_ns(FgTsc *tsc, int wall, uint64_t *tick)
+{
+    *tick = 0;
+#if FG_HAVE_TSC
     if (tsc->usable) {
-        uint32_t seq = __atomic_load_n(&tsc->seq, __ATOMIC_ACQUIRE);
-        uint64_t anchor_tsc = __atomic_load_n(&tsc->anchor_tsc, __ATOMIC_RELAXED);
-        int64_t anchor_ns = __atomic_load_n(&tsc->anchor_ns, __ATOMIC_RELAXED);
-        uint64_t anchor_ticks = __atomic_load_n(&tsc->anchor_ticks, __ATOMIC_RELAXED);
-        int64_t offset = wall ? __atomic_load_n(&tsc->wall_offset_ns, __ATOMIC_RELAXED) : 0;
-        double ns_per_tick;
-        __atomic_load(&tsc->ns_per_tick, &ns_per_tick, __ATOMIC_RELAXED);
-        uint64_t ticks = __rdtsc() - anchor_tsc;
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        /* A counter behind the anchor wraps to a huge `ticks`: a clock read. */
-        if (ticks < anchor_ticks && (seq & 1) == 0
-            && __atomic_load_n(&tsc->seq, __ATOMIC_RELAXED) == seq) {
-            return anchor_ns + offset + (int64_t)((double)ticks * ns_per_tick);
+        uint64_t now = __rdtsc();
+        int64_t ns;
+        if (fg_tsc_derive(tsc, wall, now, &ns)) {
+            *tick = now;
+            return ns;
         }
         return fg_tsc_refresh(tsc, wall);
     }
-#else
-    (void)tsc;
 #endif
     return wall ? fg_raw_wall_ns() : fg_raw_perf_counter_ns();
 }
@@ -113,14 +135,29 @@ fg_tsc_read_ns(FgTsc *tsc, int wall)
 static inline int64_t
 fg_tsc_now_ns(FgTsc *tsc)
 {
-    return fg_tsc_read_ns(tsc, 0);
+    uint64_t tick;
+    return fg_tsc_read_ns(tsc, 0, &tick);
 }
 
 /* CLOCK_REALTIME's nanoseconds: time.time()'s clock. */
 static inline int64_t
 fg_tsc_wall_ns(FgTsc *tsc)
 {
-    return fg_tsc_read_ns(tsc, 1);
+    uint64_t tick;
+    return fg_tsc_read_ns(tsc, 1, &tick);
+}
+
+/* CLOCK_REALTIME's nanoseconds at counter value `tick` of an earlier
+ * reading (so that one counter read serves both clocks), or now when that
+ * is 0 or the anchor has moved on since. */
+static inline int64_t
+fg_tsc_wall_ns_at(FgTsc *tsc, uint64_t tick)
+{
+    int64_t ns;
+    if (tick != 0 && fg_tsc_derive(tsc, 1, tick, &ns)) {
+        return ns;
+    }
+    return fg_tsc_wall_ns(tsc);
 }
 
 #endif
