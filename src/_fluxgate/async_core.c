@@ -166,20 +166,20 @@ async_core_succeed(FgAsyncCore *core, PyObject *ticket_obj)
         return NULL;
     }
     if (t->recorded) {
-        double duration;
-        uint64_t end_tick = 0;
+        FgCallTime time;
         if (t->native_clock) {
+            uint64_t end_tick;
             int64_t end_ns = fg_tsc_read_ns(&core->st->tsc, 0, &end_tick);
-            duration = fg_duration_ns(t->start_ns, end_ns);
+            time = fg_call_time_ns(t->start_ns, end_ns, end_tick);
         }
         else {
             double end;
             if (fg_perf_counter(core->st, &end) < 0) {
                 return NULL;
             }
-            duration = fg_duration_seconds(t->start, end);
+            time = fg_call_time_seconds(t->start, end);
         }
-        if (fg_machine_record(core, t->period, 1, duration, end_tick) < 0) {
+        if (fg_machine_record(core, t->period, 1, &time) < 0) {
             return NULL;
         }
     }

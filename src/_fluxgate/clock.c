@@ -356,11 +356,12 @@ fg_call_clock_start(FgState *st, FgCallClock *clock)
 }
 
 int
-fg_call_clock_stop(FgCallClock *clock, double *duration)
+fg_call_clock_stop(FgCallClock *clock, FgCallTime *time)
 {
     if (clock->replacement == NULL) {
-        int64_t end_ns = fg_tsc_read_ns(clock->tsc, 0, &clock->end_tick);
-        *duration = fg_duration_ns(clock->start_ns, end_ns);
+        uint64_t end_tick;
+        int64_t end_ns = fg_tsc_read_ns(clock->tsc, 0, &end_tick);
+        *time = fg_call_time_ns(clock->start_ns, end_ns, end_tick);
         return 0;
     }
     PyObject *replacement = clock->replacement;
@@ -369,7 +370,7 @@ fg_call_clock_stop(FgCallClock *clock, double *duration)
     if (call_clock(replacement, &end) < 0) {
         return -1;
     }
-    *duration = fg_duration_seconds(clock->start, end);
+    *time = fg_call_time_seconds(clock->start, end);
     return 0;
 }
 

@@ -151,10 +151,12 @@ typedef struct {
 enum { FG_WINDOW_PYTHON = 0, FG_WINDOW_NATIVE = 1, FG_WINDOW_TIMED = 2 };
 int fg_window_native_kind(FgState *st, PyObject *window);
 /* Record one outcome; slow_at lists the thresholds the call reached.
- * -1 with an exception (MemoryError, or ValueError for a non-finite
- * timestamp), the window unchanged. */
+ * duration_ns is the duration in nanoseconds when it is fg_seconds_of_ns of
+ * that (FgCallTime), else -1. -1 with an exception (MemoryError, or
+ * ValueError for a non-finite timestamp), the window unchanged. */
 int fg_window_add(PyObject *window, int success, double duration,
-                  const double *slow_at, Py_ssize_t n_slow, double timestamp);
+                  int64_t duration_ns, const double *slow_at, Py_ssize_t n_slow,
+                  double timestamp);
 void fg_window_totals(PyObject *window, FgTotals *out);
 /* Running count of records at or above `threshold` (0 if never seen). */
 int64_t fg_window_slow_count(PyObject *window, double threshold);

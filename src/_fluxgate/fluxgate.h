@@ -55,23 +55,29 @@ typedef struct {
     FgTsc *tsc;            /* the native clock's reader */
     int64_t start_ns;      /* the native clock's start */
     double start;          /* the replacement's start, in seconds */
-    uint64_t end_tick;     /* the counter value of the native clock's end
-                            * reading (tsc.h), or 0 */
 } FgCallClock;
-int fg_call_clock_start(FgState *st, FgCallClock *clock);
-/* The call's duration in seconds: whole nanoseconds of the native clock, or
- * the difference of the replacement's readings; 0.0 when a clock moved
+/* How long a call took, in seconds: whole nanoseconds of the native clock,
+ * or the difference of a replacement's readings; 0.0 when a clock moved
  * back (a test's) made it negative. */
-int fg_call_clock_stop(FgCallClock *clock, double *duration);
-static inline double
-fg_duration_ns(int64_t start_ns, int64_t end_ns)
+typedef struct {
+    double seconds;
+    int64_t ns;        /* the same in nanoseconds when the native clock timed
+                        * it (a window keeps that as is: windows.h), or -1 */
+    uint64_t end_tick; /* the counter value of the native clock's end
+                        * reading (tsc.h), or 0 */
+} FgCallTime;
+int fg_call_clock_start(FgState *st, FgCallClock *clock);
+int fg_call_clock_stop(FgCallClock *clock, FgCallTime *time);
+static inline FgCallTime
+fg_call_time_ns(int64_t start_ns, int64_t end_ns, uint64_t end_tick)
 {
-    return end_ns > start_ns ? fg_seconds_of_ns(end_ns - start_ns) : 0.0;
+    int64_t ns = end_ns > start_ns ? end_ns - start_ns : 0;
+    return (FgCallTime){fg_seconds_of_ns(ns), ns, end_tick};
 }
-static inline double
-fg_duration_seconds(double start, double end)
+static inline FgCallTime
+fg_call_time_seconds(double start, double end)
 {
-    return end > start ? end - start : 0.0;
+    return (FgCallTime){end > start ? end - start : 0.0, -1, 0};
 }
 static inline void
 fg_call_clock_release(FgCallClock *clock)
@@ -82,7 +88,7 @@ fg_call_clock_release(FgCallClock *clock)
 int fg_wall_time(FgState *st, double *out);
 /* The same for a TimeWindow's bucket: the native clock is read from the
  * time-stamp counter where it can be (tsc.h), within nanoseconds of it, at
- * `tick` when that is an end_tick of FgCallClock (0: now). */
+ * `tick` when that is an FgCallTime's end_tick (0: now). */
 int fg_bucket_time(FgState *st, uint64_t tick, double *out);
 /* The same, telling whether the native clock was read (*native == 1): then
  * fg_raw_wall_time() may be read again where no Python code may run. */

@@ -39,7 +39,7 @@ decide(FgStateId state, int success, int tripped)
  * filled when a tripper with Python nodes must still be evaluated outside. */
 static int
 record_locked(FgBreaker *cb, int native_window, uint64_t period, int success,
-              double duration, const double *slow_at, Py_ssize_t n_slow,
+              const FgCallTime *time, const double *slow_at, Py_ssize_t n_slow,
               double timestamp, int evaluate, FgStateId *target,
               FgTripInput *later)
 {
@@ -48,8 +48,8 @@ record_locked(FgBreaker *cb, int native_window, uint64_t period, int success,
         return 0;
     }
     if (native_window
-        && fg_window_add(cb->window, success, duration, slow_at, n_slow,
-                         timestamp) < 0) {
+        && fg_window_add(cb->window, success, time->seconds, time->ns, slow_at,
+                         n_slow, timestamp) < 0) {
         return -1;
     }
     /* Written only when it changes: an unchanged line stays shared by the
@@ -111,9 +111,10 @@ evaluate_outside(FgBreaker *cb, int native_window, FgTripInput *in, int success,
     return 0;
 }
 int
-fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration,
-                  uint64_t end_tick)
+fg_machine_record(FgBreaker *cb, uint64_t period, int success,
+                  const FgCallTime *time)
 {
+    double duration = time->seconds;
     FgState *st = cb->st;
     /* The thresholds are ascending: the ones the call reached are the first
      * n_slow, read in place. */
@@ -129,7 +130,7 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration,
     double timestamp = 0.0;
     int rc = 0;
     if (window_kind == FG_WINDOW_TIMED) {
-        rc = fg_bucket_time(st, end_tick, &timestamp);
+        rc = fg_bucket_time(st, time->end_tick, &timestamp);
     }
     int evaluate = 1;
     if (rc == 0 && !native_window) {
@@ -151,7 +152,7 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration,
          * contend for one lock, not two. */
         fg_wait_until_unlocked(cb->window);
         Py_BEGIN_CRITICAL_SECTION(cb->window);
-        rc = record_locked(cb, native_window, period, success, duration,
+        rc = record_locked(cb, native_window, period, success, time,
                            slow_at, n_slow, timestamp, evaluate, &target, &later);
         Py_END_CRITICAL_SECTION();
     }
@@ -159,7 +160,7 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success, double duration,
 #endif
     if (rc == 0) {
         FG_LOCK(cb);
-        rc = record_locked(cb, native_window, period, success, duration,
+        rc = record_locked(cb, native_window, period, success, time,
                            slow_at, n_slow, timestamp, evaluate, &target, &later);
         FG_UNLOCK(cb);
     }
@@ -277,7 +278,8 @@ int
 fg_machine_fail(FgBreaker *cb, uint64_t period, PyObject *error)
 {
     int tracked = fg_tracker_check(cb->st, cb->tracker, error);
-    if (tracked > 0 && fg_machine_record(cb, period, 0, 0.0, 0) < 0) {
+    static const FgCallTime no_time = {0.0, 0, 0};
+    if (tracked > 0 && fg_machine_record(cb, period, 0, &no_time) < 0) {
         tracked = -1;
     }
     if (tracked >= 0) {

@@ -221,12 +221,11 @@ typedef enum {
  * FG_ADMIT_SLOT, or -1 with CallNotPermittedError or a component's
  * exception set. Moves OPEN to HALF_OPEN when the retry allows. */
 int fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period);
-/* Apply the outcome of a call admitted in `period`: record it, evaluate the
- * tripper, transition. An outcome from an earlier period is discarded.
- * end_tick is the FgCallClock's (a TimeWindow's bucket is read at that
- * counter value), or 0. */
+/* Apply the outcome of a call admitted in `period`, which took `time`:
+ * record it, evaluate the tripper, transition. An outcome from an earlier
+ * period is discarded. */
 int fg_machine_record(FgBreaker *cb, uint64_t period, int success,
-                      double duration, uint64_t end_tick);
+                      const FgCallTime *time);
 /* A call admitted in `period` raised `error` (an Exception): record it as a
  * failure if the tracker says so. -1 with the component's exception set
  * (chained to `error`) if the tracker or the window raised. */

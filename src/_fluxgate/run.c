@@ -55,12 +55,12 @@ fg_breaker_run(FgBreaker *cb, PyObject *func, PyObject *const *args,
         fg_call_clock_release(&clock);
         return refuse_coroutine(cb->st, result);
     }
-    double duration;
-    if (fg_call_clock_stop(&clock, &duration) < 0) {
+    FgCallTime time;
+    if (fg_call_clock_stop(&clock, &time) < 0) {
         Py_DECREF(result);
         return NULL;
     }
-    if (fg_machine_record(cb, period, 1, duration, clock.end_tick) < 0) {
+    if (fg_machine_record(cb, period, 1, &time) < 0) {
         Py_DECREF(result);
         return NULL;
     }

@@ -180,6 +180,8 @@ emit_ops(FgState *st, FgTripProgram *p, PyObject *node, int at, int on_true,
                          : leaf->threshold,
         };
         p->n = at + 1;
+        p->needs_failure_rate |= leaf->kind == K_FAILURE_RATE;
+        p->needs_avg_latency |= leaf->kind == K_AVG_LATENCY;
         int known = 0;
         while (known < p->n_types && p->types[known] != Py_TYPE(node)) {
             known++;

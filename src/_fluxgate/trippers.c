@@ -357,12 +357,14 @@ program_run(const FgTripProgram *p, FgTripInput *in)
 {
     FgTotals totals;
     fg_window_totals(in->window, &totals);
-    /* As Python's true division, once: the counts convert to double
-     * exactly, and a rate of no calls is never reached. */
+    /* As Python's true division, once each and only where a leaf needs it:
+     * the counts convert to double exactly, and a rate of no calls is never
+     * reached. */
     int any = totals.total_count > 0;
     double calls = any ? (double)totals.total_count : 1.0;
-    double failure_rate = (double)totals.failure_count / calls;
-    double avg_latency = totals.total_duration / calls;
+    double failure_rate =
+        p->needs_failure_rate ? (double)totals.failure_count / calls : 0.0;
+    double avg_latency = p->needs_avg_latency ? totals.total_duration / calls : 0.0;
     uint64_t bits = 0;
     signed char verdicts[PROGRAM_MAX_OPS];
     for (int i = 0; i < p->n; i++) {

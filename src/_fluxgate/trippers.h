@@ -102,6 +102,8 @@ struct FgTripProgram {
     int n_types;
     int has_truth;          /* truth is the tree's table */
     uint64_t truth;
+    char needs_failure_rate; /* a FailureRate leaf, or */
+    char needs_avg_latency;  /* an AvgLatency one, is in the tree */
     ProgramOp *ops;         /* n, in the same block, after this header */
     PyTypeObject **types;   /* the leaves' n_types distinct types (borrowed:
                              * each leaf holds its own), after the ops */

@@ -272,7 +272,7 @@ count_restore(Window *w, PyObject *records)
         Py_XDECREF(slow_items);
         if (rc == 0) {
             rc = fg_window_add((PyObject *)w, PyTuple_GET_ITEM(record, 0) == Py_True,
-                               duration, slow_at, n_slow, 0.0);
+                               duration, -1, slow_at, n_slow, 0.0);
         }
         PyMem_Free(slow_at);
     }

@@ -109,7 +109,7 @@ window_record(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     if (rc == 0) {
         Py_BEGIN_CRITICAL_SECTION(self);
-        rc = fg_window_add(self, success, duration, slow_at, n_slow, timestamp);
+        rc = fg_window_add(self, success, duration, -1, slow_at, n_slow, timestamp);
         Py_END_CRITICAL_SECTION();
     }
     if (slow_at != buffer) {

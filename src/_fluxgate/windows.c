@@ -142,8 +142,8 @@ ring_add_exact(CountRing *r)
 }
 
 static int
-count_add(Window *w, int success, double duration, const double *slow_at,
-          Py_ssize_t n_slow)
+count_add(Window *w, int success, double duration, int64_t duration_ns,
+          const double *slow_at, Py_ssize_t n_slow)
 {
     FgTotals *totals = &w->store.totals;
     SlowTable *t = &w->store.slow;
@@ -171,7 +171,10 @@ count_add(Window *w, int success, double duration, const double *slow_at,
     if (!full && totals->total_count == r->capacity && ring_grow(r, w->size) < 0) {
         return -1;
     }
-    uint32_t code = duration_code(duration);
+    /* A native duration is its own code; any other is checked. */
+    uint32_t code = duration_ns >= 0 && duration_ns < DURATION_ESCAPE
+                        ? (uint32_t)duration_ns
+                        : duration_code(duration);
     if (code == DURATION_ESCAPE && r->exact == NULL && ring_add_exact(r) < 0) {
         return -1;
     }
@@ -529,7 +532,8 @@ fg_window_native_kind(FgState *st, PyObject *window)
 
 int
 fg_window_add(PyObject *window, int success, double duration,
-              const double *slow_at, Py_ssize_t n_slow, double timestamp)
+              int64_t duration_ns, const double *slow_at, Py_ssize_t n_slow,
+              double timestamp)
 {
     Window *w = (Window *)window;
     if (window_check_initialised(w) < 0) {
@@ -539,7 +543,7 @@ fg_window_add(PyObject *window, int success, double duration,
         fg_remote_expire(w->remote);
     }
     if (w->kind == COUNT_WINDOW) {
-        return count_add(w, success, duration, slow_at, n_slow);
+        return count_add(w, success, duration, duration_ns, slow_at, n_slow);
     }
     return time_add(w, success, duration, slow_at, n_slow, timestamp);
 }
