@@ -343,6 +343,41 @@ program_current(const FgTripProgram *p)
 /* A SlowRate op's verdict is decided only where the run reaches it. */
 enum { OP_LATER = 2 };
 
+/* What the run reads: the input and the totals, with the quotients its
+ * leaves compare (as Python's true division, once each and only where a
+ * leaf needs it: the counts convert to double exactly, and a rate of no
+ * calls is never reached). */
+typedef struct {
+    const FgTripInput *in;
+    FgTotals totals;
+    int any;
+    double calls;
+    double failure_rate;
+    double avg_latency;
+} RunInput;
+
+/* The verdict of op `op` (OP_LATER for SlowRate). */
+static inline int
+op_verdict(const ProgramOp *op, const RunInput *r)
+{
+    switch (op->kind) {
+    case K_CLOSED:
+        return r->in->state == FG_CLOSED;
+    case K_HALF_OPENED:
+        return r->in->state == FG_HALF_OPEN;
+    case K_FAILURE_STREAK:
+        return r->in->consecutive_failures >= op->count;
+    case K_MIN_REQUESTS:
+        return r->totals.total_count >= op->count;
+    case K_FAILURE_RATE:
+        return r->any & (r->failure_rate >= op->value);
+    case K_AVG_LATENCY:
+        return r->any & (r->avg_latency >= op->value);
+    default:
+        return OP_LATER;
+    }
+}
+
 /* The tree's verdict from the program, as builtin_check gives it for a
  * native window.
  *
@@ -353,51 +388,28 @@ enum { OP_LATER = 2 };
  * before the next op is even loaded. Deciding a leaf that the
  * short-circuit then skips has no effect. */
 static int
-program_run(const FgTripProgram *p, FgTripInput *in)
+program_run(const FgTripProgram *p, const FgTripInput *in)
 {
-    FgTotals totals;
-    fg_window_totals(in->window, &totals);
-    /* As Python's true division, once each and only where a leaf needs it:
-     * the counts convert to double exactly, and a rate of no calls is never
-     * reached. */
-    int any = totals.total_count > 0;
-    double calls = any ? (double)totals.total_count : 1.0;
-    double failure_rate =
-        p->needs_failure_rate ? (double)totals.failure_count / calls : 0.0;
-    double avg_latency = p->needs_avg_latency ? totals.total_duration / calls : 0.0;
-    uint64_t bits = 0;
-    signed char verdicts[PROGRAM_MAX_OPS];
-    for (int i = 0; i < p->n; i++) {
-        const ProgramOp *op = &p->ops[i];
-        int verdict;
-        switch (op->kind) {
-        case K_CLOSED:
-            verdict = in->state == FG_CLOSED;
-            break;
-        case K_HALF_OPENED:
-            verdict = in->state == FG_HALF_OPEN;
-            break;
-        case K_FAILURE_STREAK:
-            verdict = in->consecutive_failures >= op->count;
-            break;
-        case K_MIN_REQUESTS:
-            verdict = totals.total_count >= op->count;
-            break;
-        case K_FAILURE_RATE:
-            verdict = any & (failure_rate >= op->value);
-            break;
-        case K_AVG_LATENCY:
-            verdict = any & (avg_latency >= op->value);
-            break;
-        default:
-            verdict = OP_LATER;
-            break;
-        }
-        bits |= (uint64_t)(verdict & 1) << (i & 63);
-        verdicts[i] = (signed char)verdict;
+    RunInput r = {.in = in};
+    fg_window_totals(in->window, &r.totals);
+    r.any = r.totals.total_count > 0;
+    r.calls = r.any ? (double)r.totals.total_count : 1.0;
+    if (p->needs_failure_rate) {
+        r.failure_rate = (double)r.totals.failure_count / r.calls;
+    }
+    if (p->needs_avg_latency) {
+        r.avg_latency = r.totals.total_duration / r.calls;
     }
     if (p->has_truth) {
+        unsigned int bits = 0;
+        for (int i = 0; i < p->n; i++) {
+            bits |= (unsigned int)op_verdict(&p->ops[i], &r) << i;
+        }
         return (int)(p->truth >> bits & 1);
+    }
+    signed char verdicts[PROGRAM_MAX_OPS];
+    for (int i = 0; i < p->n; i++) {
+        verdicts[i] = (signed char)op_verdict(&p->ops[i], &r);
     }
     int at = 0;
     do {
@@ -405,7 +417,7 @@ program_run(const FgTripProgram *p, FgTripInput *in)
         const ProgramOp *op = &p->ops[at];
         if (verdict == OP_LATER) {
             int64_t slow = fg_window_slow_count(in->window, op->leaf->threshold);
-            verdict = any && (double)slow / calls >= op->value;
+            verdict = r.any && (double)slow / r.calls >= op->value;
         }
         at = op->next[verdict];
     } while (at >= 0);
