@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import pytest
 from conftest import wait_for_child
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fluxgate import CircuitBreaker
 from fluxgate.trippers import MinRequests
@@ -116,7 +118,7 @@ def test_a_time_window_records_in_the_second_the_call_ended() -> None:
     # function's last reading and the caller's next.
     wait_until_calibrated()
     misplaced = []
-    for offset in [-5e-6, 2e-6, 10e-6, 50e-6]:
+    for offset in [-5e-6, 0.5e-6, 2e-6, 10e-6, 50e-6]:
         window = TimeWindow(3600)
         cb = CircuitBreaker(window=window, tripper=MinRequests(10**6))
         ends: list[float] = []
@@ -189,3 +191,18 @@ def test_threads_reading_at_once_stay_within_100ns() -> None:
     for thread in threads:
         thread.join()
     assert outside == []
+
+
+@given(
+    st.one_of(
+        st.integers(0, 2**63 - 1),
+        # Readings close to a second's boundary, today and far ahead.
+        st.builds(
+            lambda second, offset: max(0, second * 10**9 + offset),
+            st.one_of(st.integers(0, 2 * 10**9), st.integers(0, 9 * 10**9)),
+            st.integers(-5000, 5000),
+        ),
+    ).filter(lambda ns: ns < 2**63)
+)
+def test_a_readings_second_is_taken_as_from_the_double(ns: int) -> None:
+    assert _fluxgate._second_of_ns(ns) == math.trunc(ns / 1e9)

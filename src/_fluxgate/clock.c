@@ -246,20 +246,13 @@ clock_is_native(FgState *st, FgClockId which, PyObject **replacement)
 
 #else /* before 3.12 */
 
-/* 1 native, 0 replaced (*replacement set), -1 error.  The version of the
- * namespace at which the clock was last found native is remembered: while
- * the namespace is unchanged, the function object seen then is still there
- * (its C function is checked again because time-machine swaps that in
- * place). */
+/* clock_is_native, once the namespace has changed since the clock was last
+ * found native. */
 static int
-clock_is_native(FgState *st, FgClockId which, PyObject **replacement)
+look_up_clock(FgState *st, FgClockId which, PyObject **replacement)
 {
     FgClockCheck *verified = &st->clock_check[which];
     uint64_t version = fg_dict_version(st->time_dict);
-    if (version != 0 && version == verified->version
-        && PyCFunction_GET_FUNCTION(verified->function) == st->clock_native[which]) {
-        return 1;
-    }
     verified->version = 0;
     PyObject *current;
     int found = fg_dict_get_ref(st->time_dict, clock_name(st, which), &current);
@@ -275,6 +268,23 @@ clock_is_native(FgState *st, FgClockId which, PyObject **replacement)
     }
     *replacement = current;
     return 0;
+}
+
+/* 1 native, 0 replaced (*replacement set), -1 error.  The version of the
+ * namespace at which the clock was last found native is remembered: while
+ * the namespace is unchanged, the function object seen then is still there
+ * (its C function is checked again because time-machine swaps that in
+ * place). */
+static inline int
+clock_is_native(FgState *st, FgClockId which, PyObject **replacement)
+{
+    const FgClockCheck *verified = &st->clock_check[which];
+    uint64_t version = fg_dict_version(st->time_dict);
+    if (version != 0 && version == verified->version
+        && PyCFunction_GET_FUNCTION(verified->function) == st->clock_native[which]) {
+        return 1;
+    }
+    return look_up_clock(st, which, replacement);
 }
 #endif
 
@@ -385,6 +395,18 @@ fg_bucket_time(FgState *st, uint64_t tick, double *out)
 {
     int native;
     return read_clock(st, FG_CLOCK_TIME, bucket_ns, tick, out, &native);
+}
+
+int
+fg_bucket_second(FgState *st, uint64_t tick, double *out)
+{
+    PyObject *replacement = NULL;
+    int native = clock_is_native(st, FG_CLOCK_TIME, &replacement);
+    if (native == 1) {
+        *out = fg_second_of_ns(fg_tsc_wall_ns_at(&st->tsc, tick));
+        return 0;
+    }
+    return native < 0 ? -1 : call_clock(replacement, out);
 }
 
 int

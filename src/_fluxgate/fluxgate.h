@@ -90,6 +90,23 @@ int fg_wall_time(FgState *st, double *out);
  * time-stamp counter where it can be (tsc.h), within nanoseconds of it, at
  * `tick` when that is an FgCallTime's end_tick (0: now). */
 int fg_bucket_time(FgState *st, uint64_t tick, double *out);
+/* The same, where only its second matters (a TimeWindow's record): the
+ * native reading's second itself (fg_second_of_ns). */
+int fg_bucket_second(FgState *st, uint64_t tick, double *out);
+/* trunc((double)ns / 1e9), the second of a wall-clock reading as a
+ * TimeWindow takes it, without the division where no rounding can carry
+ * the reading across a second: converting ns to a double and dividing move
+ * it by less than 1.5 us anywhere in int64_t's range. */
+static inline double
+fg_second_of_ns(int64_t ns)
+{
+    const int64_t margin = 2000;
+    int64_t into = ns % 1000000000;
+    if (ns >= 0 && into >= margin && into <= 1000000000 - margin) {
+        return (double)(ns / 1000000000);
+    }
+    return trunc((double)ns / 1e9);
+}
 /* The same, telling whether the native clock was read (*native == 1): then
  * fg_raw_wall_time() may be read again where no Python code may run. */
 int fg_wall_time_ex(FgState *st, double *out, int *native);

@@ -130,7 +130,7 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success,
     double timestamp = 0.0;
     int rc = 0;
     if (window_kind == FG_WINDOW_TIMED) {
-        rc = fg_bucket_time(st, time->end_tick, &timestamp);
+        rc = fg_bucket_second(st, time->end_tick, &timestamp);
     }
     int evaluate = 1;
     if (rc == 0 && !native_window) {

@@ -76,6 +76,17 @@ module_bucket_time(PyObject *module, PyObject *unused)
                                                       : PyFloat_FromDouble(now);
 }
 
+/* The second a TimeWindow takes for a wall-clock reading of `ns`. */
+static PyObject *
+module_second_of_ns(PyObject *module, PyObject *arg)
+{
+    long long ns = PyLong_AsLongLong(arg);
+    if (ns == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyFloat_FromDouble(fg_second_of_ns((int64_t)ns));
+}
+
 /* Whether the monotonic clock is read from the time-stamp counter (tsc.h):
  * (usable, nanoseconds per tick), the rate 0.0 while it is being measured. */
 static PyObject *
@@ -95,6 +106,10 @@ static PyMethodDef module_methods[] = {
     {"_bucket_time", module_bucket_time, METH_NOARGS,
      "_bucket_time($module, /)\n--\n\nWall-clock seconds as a TimeWindow "
      "reads them to choose a bucket."},
+    {"_second_of_ns", module_second_of_ns, METH_O,
+     "_second_of_ns($module, ns, /)\n--\n\nThe second a TimeWindow files a "
+     "wall-clock reading of ns nanoseconds under: trunc(ns / 1e9) in "
+     "doubles."},
     {"_counter_clock", module_counter_clock, METH_NOARGS,
      "_counter_clock($module, /)\n--\n\n(usable, ns_per_tick): whether the "
      "monotonic clock is read from the CPU's time-stamp counter, and its "
