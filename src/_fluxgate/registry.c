@@ -18,24 +18,11 @@
 
 #include "registry.h"
 
-/* Relaxed loads and stores of the touched flag: lookups in several threads
- * set it with no lock (free-threaded builds), while a sweep reads and clears
- * it under the registry's lock; a lost race only keeps a breaker one sweep
- * longer. Python reads and writes it through a getset (not a member), so
- * that its accesses are atomic too. */
-#ifdef Py_GIL_DISABLED
-#  if defined(_MSC_VER)
-#    define FG_FLAG_STORE(flag, value) ((void)(*(volatile char *)(flag) = (value)))
-#    define FG_FLAG_LOAD(flag) (*(volatile char *)(flag))
-#  else
-#    define FG_FLAG_STORE(flag, value)                                        \
-        __atomic_store_n((flag), (char)(value), __ATOMIC_RELAXED)
-#    define FG_FLAG_LOAD(flag) __atomic_load_n((flag), __ATOMIC_RELAXED)
-#  endif
-#else
-#  define FG_FLAG_STORE(flag, value) ((void)(*(flag) = (char)(value)))
-#  define FG_FLAG_LOAD(flag) (*(flag))
-#endif
+/* The touched flag is read and written with relaxed atomics: lookups in
+ * several threads set it with no lock (free-threaded builds), while a sweep
+ * reads and clears it under the registry's lock; a lost race only keeps a
+ * breaker one sweep longer. Python reads and writes it through a getset (not
+ * a member), so that its accesses are atomic too. */
 
 /* ---- _RegistryEntry -------------------------------------------------------*/
 
@@ -93,8 +80,9 @@ entry_repr(FgRegistryEntry *entry)
     if (entry->breaker == NULL) {
         return PyUnicode_FromString("<_RegistryEntry (cleared)>");
     }
+    int touched = fg_atomic_load_int_relaxed(&entry->touched);
     return PyUnicode_FromFormat("<_RegistryEntry %R touched=%s>", entry->breaker,
-                                FG_FLAG_LOAD(&entry->touched) ? "True" : "False");
+                                touched ? "True" : "False");
 }
 
 static PyMemberDef entry_members[] = {
@@ -110,7 +98,8 @@ static PyMemberDef entry_members[] = {
 static PyObject *
 entry_get_touched(PyObject *self, void *closure)
 {
-    return PyBool_FromLong(FG_FLAG_LOAD(&((FgRegistryEntry *)self)->touched));
+    FgRegistryEntry *entry = (FgRegistryEntry *)self;
+    return PyBool_FromLong(fg_atomic_load_int_relaxed(&entry->touched));
 }
 
 static int
@@ -122,7 +111,8 @@ entry_set_touched(PyObject *self, PyObject *value, void *closure)
                                    : Py_TYPE(value)->tp_name);
         return -1;
     }
-    FG_FLAG_STORE(&((FgRegistryEntry *)self)->touched, value == Py_True);
+    FgRegistryEntry *entry = (FgRegistryEntry *)self;
+    fg_atomic_store_int_relaxed(&entry->touched, value == Py_True);
     return 0;
 }
 
@@ -178,8 +168,8 @@ fg_registry_find(FgRegistryBase *registry, PyObject *key, PyObject **breaker)
         if (held != NULL) {
             /* Written only when it changes: threads looking one key up at
              * once then share its cache line instead of passing it round. */
-            if (!FG_FLAG_LOAD(&entry->touched)) {
-                FG_FLAG_STORE(&entry->touched, 1);
+            if (!fg_atomic_load_int_relaxed(&entry->touched)) {
+                fg_atomic_store_int_relaxed(&entry->touched, 1);
             }
             *breaker = Py_NewRef(held);
         }

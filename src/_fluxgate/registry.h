@@ -11,7 +11,7 @@ typedef struct {
     PyObject *breaker;   /* fixed when made */
     PyObject *listeners; /* fixed when made */
     double seen;
-    char touched;        /* read and written with relaxed atomics */
+    int touched;         /* read and written with relaxed atomics */
 } FgRegistryEntry;
 
 /* The base of BreakerRegistry: its dict of entries, made with it and never
