@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fluxgate import CircuitBreaker
 from fluxgate.metric import Metric, Record
 from fluxgate.permits import All as PermitAll
 from fluxgate.permits import Permit, Random, RampUp
@@ -291,7 +292,19 @@ def time_many_thresholds() -> TimeWindow:
     return window
 
 
+def count_timed_by_a_breaker() -> CountWindow:
+    # Durations the native clock measured: whole nanoseconds, kept in 32
+    # bits; then one that is not (a record of its own).
+    window = CountWindow(5)
+    cb = CircuitBreaker(window=window, tripper=MinRequests(10**6))
+    for i in range(7):
+        cb.call(sum, range(i * 50))
+    window.record(rec(True, 0.1 + 0.2))
+    return window
+
+
 WINDOWS: dict[str, Callable[[], CountWindow | TimeWindow]] = {
+    "count-timed-by-a-breaker": count_timed_by_a_breaker,
     "count-empty": lambda: CountWindow(3),
     "count-partly-filled": lambda: filled(CountWindow(5), EVICTING),
     "count-after-evictions": lambda: filled(CountWindow(3), EVICTING),
