@@ -420,6 +420,15 @@ class _Syncer:
             self.members = [m for m in self.members if m.ref() is not None]
             return list(self.members)
 
+    def _let_go(self) -> bool:
+        """Whether the thread may end, no fleet breaker being left; join()
+        then starts another."""
+        with self.lock:
+            if self.members or self.thread is not threading.current_thread():
+                return False
+            self.thread = None
+            return True
+
     def _run(self) -> None:
         while True:
             # Cleared before the round: a wake-up asked during it is kept.
@@ -427,6 +436,8 @@ class _Syncer:
             members = self._live()
             if os.getpid() != self.pid:
                 return  # a forked child runs its own thread
+            if not members and self._let_go():
+                return
             now = time.monotonic()
             wait = 1.0
             for member in members:

@@ -647,3 +647,34 @@ def test_a_trip_after_a_command_is_what_goes_and_it_loses_to_a_moved_fleet(
     assert a.info().state == "disabled"
     assert fleet_b.sync_now()
     assert b.info().state == "disabled"
+
+
+def sync_threads() -> list[Any]:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "fluxgate-fleet-sync"]
+
+
+def test_the_sync_thread_ends_with_the_last_fleet_breaker_and_comes_back(
+    redis_server: Any,
+) -> None:
+    import gc
+
+    fleet = fleet_of(redis_server, name="idle", sync_interval=0.05)
+    breaker = CircuitBreaker(retry=Never(), shared=fleet)
+    assert len(sync_threads()) == 1
+    del breaker
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while sync_threads():
+        assert time.monotonic() < deadline, "the sync thread outlived every fleet breaker"
+        time.sleep(0.01)
+    # A new fleet breaker gets a thread again, which syncs it.
+    again = CircuitBreaker(retry=Never(), shared=fleet)
+    assert len(sync_threads()) == 1
+    first_syncs_done()
+    client = redis_server.client()
+    assert client.hget(fleet.keys[0], "state") is not None
+    again.force_open()
+    assert fleet.sync_now()
+    assert client.hget(fleet.keys[0], "state") == b"forced_open"
