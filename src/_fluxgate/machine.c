@@ -116,6 +116,25 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success,
 {
     double duration = time->seconds;
     FgState *st = cb->st;
+    /* Decided once per outcome, so that one path records it: a breaker of
+     * the fused record's shape knows it while its window's type is
+     * unchanged. */
+    int fused = cb->fused_window_tag != 0
+                && fg_type_version(Py_TYPE(cb->window)) == cb->fused_window_tag;
+    int window_kind = fused ? cb->fused_window_kind
+                            : fg_window_native_kind(st, cb->window);
+    int native_window = window_kind != FG_WINDOW_PYTHON;
+    double timestamp = 0.0;
+    int rc = 0;
+    if (window_kind == FG_WINDOW_TIMED) {
+        rc = fg_bucket_second(st, time->end_tick, &timestamp);
+    }
+    if (rc == 0 && fused && success) {
+        rc = fg_machine_record_fused(cb, period, time, timestamp);
+        if (rc != 0) {
+            return rc < 0 ? -1 : 0;
+        }
+    }
     /* The thresholds are ascending: the ones the call reached are the first
      * n_slow, read in place. */
     const double *slow_at = cb->slow_thresholds;
@@ -123,14 +142,6 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success,
     while (success && n_slow < cb->n_slow_thresholds
            && duration >= slow_at[n_slow]) {
         n_slow++;
-    }
-    /* Decided once per outcome, so that one path records it. */
-    int window_kind = fg_window_native_kind(st, cb->window);
-    int native_window = window_kind != FG_WINDOW_PYTHON;
-    double timestamp = 0.0;
-    int rc = 0;
-    if (window_kind == FG_WINDOW_TIMED) {
-        rc = fg_bucket_second(st, time->end_tick, &timestamp);
     }
     int evaluate = 1;
     if (rc == 0 && !native_window) {
@@ -191,7 +202,7 @@ admit_half_open(FgBreaker *cb, double changed_at)
 }
 
 int
-fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period)
+fg_machine_admit_slow(FgBreaker *cb, FgAdmitMode mode, uint64_t *period)
 {
     FgState *st = cb->st;
     FgMachineState *ms = fg_machine_state(cb);
@@ -208,19 +219,6 @@ fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period)
             reopens = now.reopens;
         }
         else {
-#ifdef Py_GIL_DISABLED
-            /* The published word (machine.h) admits the states that admit
-             * every call without a lock. */
-            uint64_t word = _Py_atomic_load_uint64_acquire(&cb->admission);
-            FgStateId published =
-                (FgStateId)(word & ((1u << FG_ADMISSION_STATE_BITS) - 1));
-            if (mode != FG_ADMIT_HOLDING_SLOT
-                && (published == FG_CLOSED || published == FG_METRICS_ONLY
-                    || published == FG_DISABLED)) {
-                *period = word >> FG_ADMISSION_STATE_BITS;
-                return (int)published;
-            }
-#endif
             FG_LOCK(cb);
             state = ms->state;
             *period = ms->period;

@@ -71,6 +71,13 @@ typedef struct {
                               * ascending */
     Py_ssize_t n_slow_thresholds;
     FgShared *shared;    /* the host-shared segment, or NULL */
+    /* The fused record's plan (machine_fused.c), fixed at construction:
+     * the version tag the window's type had when the breaker was found to
+     * have the shape it serves (0 when it has not: every outcome then takes
+     * the general path), and the window's kind (FG_WINDOW_NATIVE or
+     * FG_WINDOW_TIMED). */
+    unsigned int fused_window_tag;
+    char fused_window_kind;
     char async_mode;     /* signals are taken by the asyncio surface */
     char window_draining; /* a thread is applying window_ops (below) */
     int delivering_depth; /* the depth of the signal being delivered */
@@ -219,13 +226,44 @@ typedef enum {
 
 /* May a call run now? The state it runs in (*period set to its period),
  * FG_ADMIT_SLOT, or -1 with CallNotPermittedError or a component's
- * exception set. Moves OPEN to HALF_OPEN when the retry allows. */
-int fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period);
+ * exception set. Moves OPEN to HALF_OPEN when the retry allows. The states
+ * that admit every call are read inline (on free-threaded builds from the
+ * published word); the rest is fg_machine_admit_slow's. */
+int fg_machine_admit_slow(FgBreaker *cb, FgAdmitMode mode, uint64_t *period);
+static inline int
+fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period)
+{
+    if (cb->shared == NULL && mode != FG_ADMIT_HOLDING_SLOT) {
+#ifdef Py_GIL_DISABLED
+        uint64_t word = _Py_atomic_load_uint64_acquire(&cb->admission);
+        FgStateId state = (FgStateId)(word & ((1u << FG_ADMISSION_STATE_BITS) - 1));
+        uint64_t now = word >> FG_ADMISSION_STATE_BITS;
+#else
+        FgStateId state = fg_machine_state(cb)->state;
+        uint64_t now = fg_machine_state(cb)->period;
+#endif
+        if (state == FG_CLOSED || state == FG_METRICS_ONLY || state == FG_DISABLED) {
+            *period = now;
+            return (int)state;
+        }
+    }
+    return fg_machine_admit_slow(cb, mode, period);
+}
 /* Apply the outcome of a call admitted in `period`, which took `time`:
  * record it, evaluate the tripper, transition. An outcome from an earlier
  * period is discarded. */
 int fg_machine_record(FgBreaker *cb, uint64_t period, int success,
                       const FgCallTime *time);
+/* machine_fused.c: fg_machine_record of a success in one step, for the
+ * common shape (a built-in window with no threshold, a compiled tripper
+ * with a truth table, CLOSED), given a TimeWindow's bucket second in
+ * `timestamp`: 1 when it recorded (and evaluated, and made the
+ * transition), 0 when the general path must, nothing changed, -1 with an
+ * exception. fg_machine_fuse plans it at construction; fg_machine_record
+ * calls it while the plan holds. */
+int fg_machine_record_fused(FgBreaker *cb, uint64_t period, const FgCallTime *time,
+                            double timestamp);
+void fg_machine_fuse(FgBreaker *cb);
 /* A call admitted in `period` raised `error` (an Exception): record it as a
  * failure if the tracker says so. -1 with the component's exception set
  * (chained to `error`) if the tracker or the window raised. */

@@ -249,6 +249,7 @@ setup_components(FgBreaker *cb, PyObject *window, PyObject *tracker,
         }
         return attach_shared(cb, shared, max_half_open);
     }
+    fg_machine_fuse(cb);
     FgMachineState *ms = fg_machine_state(cb);
     ms->state = FG_CLOSED;
     return fg_wall_time(st, &ms->changed_at);
@@ -280,6 +281,7 @@ fg_machine_setup(FgBreaker *cb, PyObject *window, PyObject *tracker,
     /* Undo a setup that failed half-way: the breaker stays unconfigured
      * (a window of NULL), so that __init__ may be called again. */
     (void)clear_components(cb);
+    cb->fused_window_tag = 0;
     PyMem_Free(cb->slow_thresholds);
     cb->slow_thresholds = NULL;
     cb->n_slow_thresholds = 0;
@@ -344,6 +346,7 @@ fg_machine_tp_dealloc(PyObject *self)
         PyObject_ClearWeakRefs(self);
     }
     (void)clear_components(cb);
+    cb->fused_window_tag = 0;
     PyMem_Free(cb->slow_thresholds);
     PyMem_Free(cb->pending);
     fg_shared_free(cb->shared);

@@ -322,62 +322,6 @@ fg_tripper_compile(FgState *st, PyObject *tripper)
     return rc;
 }
 
-/* Whether the program still means what the tree does: the composite types
- * it compiled away and the leaves' types still run the built-ins'
- * __call__. */
-static inline int
-program_current(const FgTripProgram *p)
-{
-    if ((p->and_type != NULL && p->and_type->tp_call != p->call)
-        || (p->or_type != NULL && p->or_type->tp_call != p->call)) {
-        return 0;
-    }
-    for (int i = 0; i < p->n_types; i++) {
-        if (p->types[i]->tp_call != p->call) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* A SlowRate op's verdict is decided only where the run reaches it. */
-enum { OP_LATER = 2 };
-
-/* What the run reads: the input and the totals, with the quotients its
- * leaves compare (as Python's true division, once each and only where a
- * leaf needs it: the counts convert to double exactly, and a rate of no
- * calls is never reached). */
-typedef struct {
-    const FgTripInput *in;
-    FgTotals totals;
-    int any;
-    double calls;
-    double failure_rate;
-    double avg_latency;
-} RunInput;
-
-/* The verdict of op `op` (OP_LATER for SlowRate). */
-static inline int
-op_verdict(const ProgramOp *op, const RunInput *r)
-{
-    switch (op->kind) {
-    case K_CLOSED:
-        return r->in->state == FG_CLOSED;
-    case K_HALF_OPENED:
-        return r->in->state == FG_HALF_OPEN;
-    case K_FAILURE_STREAK:
-        return r->in->consecutive_failures >= op->count;
-    case K_MIN_REQUESTS:
-        return r->totals.total_count >= op->count;
-    case K_FAILURE_RATE:
-        return r->any & (r->failure_rate >= op->value);
-    case K_AVG_LATENCY:
-        return r->any & (r->avg_latency >= op->value);
-    default:
-        return OP_LATER;
-    }
-}
-
 /* The tree's verdict from the program, as builtin_check gives it for a
  * native window.
  *
@@ -390,22 +334,11 @@ op_verdict(const ProgramOp *op, const RunInput *r)
 static int
 program_run(const FgTripProgram *p, const FgTripInput *in)
 {
-    RunInput r = {.in = in};
-    fg_window_totals(in->window, &r.totals);
-    r.any = r.totals.total_count > 0;
-    r.calls = r.any ? (double)r.totals.total_count : 1.0;
-    if (p->needs_failure_rate) {
-        r.failure_rate = (double)r.totals.failure_count / r.calls;
-    }
-    if (p->needs_avg_latency) {
-        r.avg_latency = r.totals.total_duration / r.calls;
-    }
+    FgTotals totals;
+    fg_window_totals(in->window, &totals);
+    RunInput r = run_input(p, in->state, in->consecutive_failures, &totals);
     if (p->has_truth) {
-        unsigned int bits = 0;
-        for (int i = 0; i < p->n; i++) {
-            bits |= (unsigned int)op_verdict(&p->ops[i], &r) << i;
-        }
-        return (int)(p->truth >> bits & 1);
+        return program_truth(p, &r);
     }
     signed char verdicts[PROGRAM_MAX_OPS];
     for (int i = 0; i < p->n; i++) {

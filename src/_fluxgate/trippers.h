@@ -109,6 +109,95 @@ struct FgTripProgram {
                              * each leaf holds its own), after the ops */
 };
 
+/* ---- running a program (trippers.c; inline for the fused record,
+ * machine_fused.c) ------------------------------------------------------------*/
+
+/* Whether the program still means what the tree does: the composite types
+ * it compiled away and the leaves' types still run the built-ins'
+ * __call__. */
+static inline int
+program_current(const FgTripProgram *p)
+{
+    if ((p->and_type != NULL && p->and_type->tp_call != p->call)
+        || (p->or_type != NULL && p->or_type->tp_call != p->call)) {
+        return 0;
+    }
+    for (int i = 0; i < p->n_types; i++) {
+        if (p->types[i]->tp_call != p->call) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A SlowRate op's verdict is decided only where the run reaches it. */
+enum { OP_LATER = 2 };
+
+/* What a run reads: the breaker's state and failure streak and the window's
+ * totals, with the quotients its leaves compare (as Python's true division,
+ * once each and only where a leaf needs it: the counts convert to double
+ * exactly, and a rate of no calls is never reached). */
+typedef struct {
+    FgStateId state;
+    int64_t consecutive_failures;
+    FgTotals totals;
+    int any;
+    double calls;
+    double failure_rate;
+    double avg_latency;
+} RunInput;
+
+static inline RunInput
+run_input(const FgTripProgram *p, FgStateId state, int64_t consecutive_failures,
+          const FgTotals *totals)
+{
+    RunInput r = {.state = state, .consecutive_failures = consecutive_failures,
+                  .totals = *totals};
+    r.any = r.totals.total_count > 0;
+    r.calls = r.any ? (double)r.totals.total_count : 1.0;
+    if (p->needs_failure_rate) {
+        r.failure_rate = (double)r.totals.failure_count / r.calls;
+    }
+    if (p->needs_avg_latency) {
+        r.avg_latency = r.totals.total_duration / r.calls;
+    }
+    return r;
+}
+
+/* The verdict of op `op` (OP_LATER for SlowRate). */
+static inline int
+op_verdict(const ProgramOp *op, const RunInput *r)
+{
+    switch (op->kind) {
+    case K_CLOSED:
+        return r->state == FG_CLOSED;
+    case K_HALF_OPENED:
+        return r->state == FG_HALF_OPEN;
+    case K_FAILURE_STREAK:
+        return r->consecutive_failures >= op->count;
+    case K_MIN_REQUESTS:
+        return r->totals.total_count >= op->count;
+    case K_FAILURE_RATE:
+        return r->any & (r->failure_rate >= op->value);
+    case K_AVG_LATENCY:
+        return r->any & (r->avg_latency >= op->value);
+    default:
+        return OP_LATER;
+    }
+}
+
+/* The verdict of a program with a truth table: every leaf decided, then
+ * one bit. */
+static inline int
+program_truth(const FgTripProgram *p, const RunInput *r)
+{
+    unsigned int bits = 0;
+    for (int i = 0; i < p->n; i++) {
+        bits |= (unsigned int)op_verdict(&p->ops[i], r) << i;
+    }
+    return (int)(p->truth >> bits & 1);
+}
+
 /* The program of `tripper` in *out, or NULL there when the tree has a node
  * that is not a built-in of this module (or is too large): it is then
  * walked. -1 with MemoryError. */

@@ -145,6 +145,10 @@ static int
 count_add(Window *w, int success, double duration, int64_t duration_ns,
           const double *slow_at, Py_ssize_t n_slow)
 {
+    if (n_slow == 0 && duration_ns >= 0 && duration_ns < DURATION_ESCAPE
+        && count_add_plain(w, success, (uint32_t)duration_ns, duration)) {
+        return 0;
+    }
     FgTotals *totals = &w->store.totals;
     SlowTable *t = &w->store.slow;
     SlowScratch *s = NULL;
@@ -294,6 +298,9 @@ static int
 time_add(Window *w, int success, double duration, const double *slow_at,
          Py_ssize_t n_slow, double timestamp)
 {
+    if (n_slow == 0 && time_add_plain(w, success, duration, timestamp)) {
+        return 0;
+    }
     FgTotals *totals = &w->store.totals;
     SlowTable *t = &w->store.slow;
     SlowScratch *s = NULL;

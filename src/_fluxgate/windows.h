@@ -400,6 +400,39 @@ ring_counts(const CountRing *r, Py_ssize_t slot, int e)
     return slot_bit(r, slot, e + 1);
 }
 
+/* A CountWindow's record in the common case, inline for the fused record
+ * (machine_fused.c) and first thing in windows.c's own: no threshold live
+ * or reached, no remote part, a duration with a code, slots of one byte,
+ * and a slot ready (the window full, or the ring not). 1 when recorded; 0,
+ * the window untouched, for any other case. */
+static inline int
+count_add_plain(Window *w, int success, uint32_t code, double duration)
+{
+    FgTotals *totals = &w->store.totals;
+    CountRing *r = &w->store.records.ring;
+    if (w->store.slow.len != 0 || w->remote != NULL || code == DURATION_ESCAPE
+        || r->words != 0 || w->size == 0) {
+        return 0;
+    }
+    Py_ssize_t slot = (Py_ssize_t)totals->total_count;
+    if (totals->total_count == w->size) {
+        slot = r->head;
+        r->head = slot + 1 == r->capacity ? 0 : slot + 1;
+        totals->total_count--;
+        totals->failure_count -= ring_failed(r, slot);
+        totals->total_duration = totals->total_duration - ring_duration(r, slot);
+    }
+    else if (slot == r->capacity) {
+        return 0; /* the ring grows first */
+    }
+    r->durations[slot] = code;
+    ((uint8_t *)r->flags)[slot] = (uint8_t)!success;
+    totals->total_count++;
+    totals->failure_count += success ? 0 : 1;
+    totals->total_duration = totals->total_duration + duration;
+    return 1;
+}
+
 /* Python's int(timestamp) % size, given second = trunc(timestamp): trunc
  * and fmod are exact on doubles, and size is at most 2**53
  * (fg_window_allocate). */
@@ -417,6 +450,36 @@ static inline Page *
 page_of(const TimePages *p, Py_ssize_t index)
 {
     return &p->pages[index / PAGE_BUCKETS];
+}
+
+/* A TimeWindow's record in the common case, as count_add_plain: no
+ * threshold live, no remote part, `timestamp` a whole second, the one whose
+ * bucket the window found last, and that bucket of the current generation
+ * and holding that second (or nothing). 1 when recorded; 0, the window
+ * untouched, for any other case. */
+static inline int
+time_add_plain(Window *w, int success, double duration, double timestamp)
+{
+    FgTotals *totals = &w->store.totals;
+    TimePages *p = &w->store.records.pages;
+    if (w->store.slow.len != 0 || w->remote != NULL || w->size == 0
+        || timestamp != p->cached_second) {
+        return 0;
+    }
+    Bucket *buckets = page_of(p, p->cached_index)->buckets;
+    Bucket *bucket = buckets ? &buckets[p->cached_index % PAGE_BUCKETS] : NULL;
+    if (bucket == NULL || bucket->generation != p->generation
+        || (bucket->count > 0 && bucket->second != timestamp)) {
+        return 0;
+    }
+    bucket->second = timestamp;
+    bucket->count++;
+    bucket->failures += success ? 0 : 1;
+    bucket->duration = bucket->duration + duration;
+    totals->total_count++;
+    totals->failure_count += success ? 0 : 1;
+    totals->total_duration = totals->total_duration + duration;
+    return 1;
 }
 
 /* Bucket `index`'s count for entry e. */
