@@ -61,14 +61,6 @@ look_up_clock(FgState *st, FgClockId which, PyObject **replacement)
  * A watcher's callback gets no context, and dict watchers are a few per
  * interpreter, so there is one FgClockWatch per interpreter, in a capsule in
  * the interpreter's dict, shared by every copy of this module there. */
-struct FgClockWatch {
-    /* The namespace watched (identity only; NULL once it is deallocated). */
-    PyObject *dict;
-    PyMethodDef *def[FG_CLOCK_COUNT];
-    /* 1: the namespace holds the original (or nothing); 0: look it up.
-     * Written by the callback, read by every thread: relaxed atomics. */
-    int original[FG_CLOCK_COUNT];
-};
 
 #define CLOCK_WATCH_KEY "fluxgate._fluxgate.clock_watch"
 static const char *const clock_names[FG_CLOCK_COUNT] = {"perf_counter", "time"};
@@ -232,18 +224,6 @@ done:
     return rc;
 }
 
-/* 1 native, 0 replaced (*replacement set), -1 error. */
-static inline int
-clock_is_native(FgState *st, FgClockId which, PyObject **replacement)
-{
-    FgClockWatch *watch = st->clock_watch_data;
-    if (watch != NULL && fg_atomic_load_int_relaxed(&watch->original[which])
-        && st->clock_def[which]->ml_meth == st->clock_native[which]) {
-        return 1;
-    }
-    return look_up_clock(st, which, replacement);
-}
-
 #else /* before 3.12 */
 
 /* clock_is_native, once the namespace has changed since the clock was last
@@ -270,23 +250,17 @@ look_up_clock(FgState *st, FgClockId which, PyObject **replacement)
     return 0;
 }
 
-/* 1 native, 0 replaced (*replacement set), -1 error.  The version of the
- * namespace at which the clock was last found native is remembered: while
- * the namespace is unchanged, the function object seen then is still there
- * (its C function is checked again because time-machine swaps that in
- * place). */
+#endif
+
+/* 1 native, 0 replaced (*replacement set), -1 error. */
 static inline int
 clock_is_native(FgState *st, FgClockId which, PyObject **replacement)
 {
-    const FgClockCheck *verified = &st->clock_check[which];
-    uint64_t version = fg_dict_version(st->time_dict);
-    if (version != 0 && version == verified->version
-        && PyCFunction_GET_FUNCTION(verified->function) == st->clock_native[which]) {
+    if (fg_clock_known_native(st, which)) {
         return 1;
     }
     return look_up_clock(st, which, replacement);
 }
-#endif
 
 static int
 call_clock(PyObject *clock, double *out)
@@ -348,10 +322,9 @@ fg_perf_counter(FgState *st, double *out)
 }
 
 int
-fg_call_clock_start(FgState *st, FgCallClock *clock)
+fg_call_clock_start_slow(FgState *st, FgCallClock *clock)
 {
-    *clock = (FgCallClock){.tsc = &st->tsc};
-    int native = clock_is_native(st, FG_CLOCK_PERF_COUNTER, &clock->replacement);
+    int native = look_up_clock(st, FG_CLOCK_PERF_COUNTER, &clock->replacement);
     if (native < 0) {
         return -1;
     }
@@ -366,14 +339,8 @@ fg_call_clock_start(FgState *st, FgCallClock *clock)
 }
 
 int
-fg_call_clock_stop(FgCallClock *clock, FgCallTime *time)
+fg_call_clock_stop_replaced(FgCallClock *clock, FgCallTime *time)
 {
-    if (clock->replacement == NULL) {
-        uint64_t end_tick;
-        int64_t end_ns = fg_tsc_read_ns(clock->tsc, 0, &end_tick);
-        *time = fg_call_time_ns(clock->start_ns, end_ns, end_tick);
-        return 0;
-    }
     PyObject *replacement = clock->replacement;
     clock->replacement = NULL;
     double end;

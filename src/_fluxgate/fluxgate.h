@@ -66,8 +66,6 @@ typedef struct {
     uint64_t end_tick; /* the counter value of the native clock's end
                         * reading (tsc.h), or 0 */
 } FgCallTime;
-int fg_call_clock_start(FgState *st, FgCallClock *clock);
-int fg_call_clock_stop(FgCallClock *clock, FgCallTime *time);
 static inline FgCallTime
 fg_call_time_ns(int64_t start_ns, int64_t end_ns, uint64_t end_tick)
 {
@@ -83,6 +81,54 @@ static inline void
 fg_call_clock_release(FgCallClock *clock)
 {
     Py_CLEAR(clock->replacement);
+}
+
+/* Whether the time module's clock `which` is known to be its own, by the
+ * check clock.c keeps current: 1, or 0 when clock.c must look it up.
+ * 3.12+: a dict watcher on the time module's namespace keeps a flag per
+ * clock, and the C function in the method-table entry is compared (where
+ * time-machine swaps it). Before: the namespace's version at which the
+ * clock was last found native, and the function object seen then, still
+ * there while the version holds (its C function compared as well). */
+static inline int
+fg_clock_known_native(FgState *st, FgClockId which)
+{
+#if FG_DICT_WATCHERS
+    FgClockWatch *watch = st->clock_watch_data;
+    return watch != NULL && fg_atomic_load_int_relaxed(&watch->original[which])
+           && st->clock_def[which]->ml_meth == st->clock_native[which];
+#else
+    const FgClockCheck *verified = &st->clock_check[which];
+    uint64_t version = fg_dict_version(st->time_dict);
+    return version != 0 && version == verified->version
+           && PyCFunction_GET_FUNCTION(verified->function) == st->clock_native[which];
+#endif
+}
+
+/* Start and stop the clock of a call: inline while the clock is native,
+ * clock.c's otherwise. */
+int fg_call_clock_start_slow(FgState *st, FgCallClock *clock);
+int fg_call_clock_stop_replaced(FgCallClock *clock, FgCallTime *time);
+static inline int
+fg_call_clock_start(FgState *st, FgCallClock *clock)
+{
+    *clock = (FgCallClock){.tsc = &st->tsc};
+    if (!fg_clock_known_native(st, FG_CLOCK_PERF_COUNTER)) {
+        return fg_call_clock_start_slow(st, clock);
+    }
+    clock->start_ns = fg_tsc_now_ns(clock->tsc);
+    return 0;
+}
+static inline int
+fg_call_clock_stop(FgCallClock *clock, FgCallTime *time)
+{
+    if (clock->replacement != NULL) {
+        return fg_call_clock_stop_replaced(clock, time);
+    }
+    uint64_t end_tick;
+    int64_t end_ns = fg_tsc_read_ns(clock->tsc, 0, &end_tick);
+    *time = fg_call_time_ns(clock->start_ns, end_ns, end_tick);
+    return 0;
 }
 /* Wall-clock seconds, as the time module's current time() gives them. */
 int fg_wall_time(FgState *st, double *out);

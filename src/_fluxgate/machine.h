@@ -5,6 +5,8 @@
  *
  * Its units, each under the same critical-section rules (DESIGN.md D7):
  *   machine.c             admission, recording and evaluation: the hot path
+ *   machine_fused.c       the record and evaluation of a success, in one
+ *                         step, for the common shape of breaker
  *   machine_transitions.c transitions and the delivery of their signals
  *   machine_pywindow.c    a Python window's record()/reset(), in order
  *   machine_setup.c       construction, defaults and the object lifecycle

@@ -128,7 +128,14 @@ typedef struct {
 /* 3.12+: whether the time module still holds its original clocks, kept up to
  * date by a dict watcher on its namespace (clock.c).  One per interpreter,
  * shared by every copy of this module in it. */
-typedef struct FgClockWatch FgClockWatch;
+typedef struct FgClockWatch {
+    /* The namespace watched (identity only; NULL once it is deallocated). */
+    PyObject *dict;
+    PyMethodDef *def[FG_CLOCK_COUNT];
+    /* 1: the namespace holds the original (or nothing); 0: look it up.
+     * Written by the callback, read by every thread: relaxed atomics. */
+    int original[FG_CLOCK_COUNT];
+} FgClockWatch;
 
 /* The kinds of component, each with its own built-in types and methods
  * (components.h, fg_native_kind). */

@@ -1,6 +1,7 @@
 /* The tripper nodes' layout, shared by the units that make up the trippers:
  * trippers.c (evaluation and the types) and tripper_tree.c (walking a tree:
- * iteration and the SlowRate thresholds). Private to them. */
+ * iteration and the SlowRate thresholds). Private to them, but for the
+ * fused record (machine_fused.c), which runs a program inline. */
 #ifndef FLUXGATE_TRIPPERS_H
 #define FLUXGATE_TRIPPERS_H
 

@@ -1,5 +1,7 @@
 /* What the window units share (SPEC.md section 3, DESIGN.md D5); private to
- * them. The breaker reaches windows only through components.h.
+ * them. The breaker reaches windows only through components.h, except for
+ * the fused record (machine_fused.c), which inlines count_add_plain and
+ * time_add_plain below.
  *
  *   window_thresholds.c  the slow-threshold table
  *   windows.c            the two windows' storage, recording into it, and the
