@@ -367,10 +367,7 @@ fg_tripper_check_compiled(FgState *st, PyObject *tripper, FgTripInput *in)
             ? FG_LOAD_PTR_ACQUIRE(((Composite *)tripper)->program)
             : NULL;
     if (program != NULL && in->window != NULL && program_current(program)) {
-        int verdict = program_run(program, in);
-        if (verdict != FG_NEEDS_PYTHON) {
-            return verdict;
-        }
+        return program_run(program, in);
     }
     return fg_tripper_check_native(st, tripper, in);
 }
