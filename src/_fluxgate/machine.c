@@ -116,6 +116,14 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success,
 {
     double duration = time->seconds;
     FgState *st = cb->st;
+    /* The thresholds are ascending: the ones the call reached are the first
+     * n_slow, read in place. */
+    const double *slow_at = cb->slow_thresholds;
+    Py_ssize_t n_slow = 0;
+    while (success && n_slow < cb->n_slow_thresholds
+           && duration >= slow_at[n_slow]) {
+        n_slow++;
+    }
     /* Decided once per outcome, so that one path records it: a breaker of
      * the fused record's shape knows it while its window's type is
      * unchanged. */
@@ -134,14 +142,6 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success,
         if (rc != 0) {
             return rc < 0 ? -1 : 0;
         }
-    }
-    /* The thresholds are ascending: the ones the call reached are the first
-     * n_slow, read in place. */
-    const double *slow_at = cb->slow_thresholds;
-    Py_ssize_t n_slow = 0;
-    while (success && n_slow < cb->n_slow_thresholds
-           && duration >= slow_at[n_slow]) {
-        n_slow++;
     }
     int evaluate = 1;
     if (rc == 0 && !native_window) {
