@@ -178,3 +178,25 @@ def test_a_window_shared_with_a_breaker_that_has_a_threshold() -> None:
     plain.call(ok)  # now the record of `slow` leaves too
     assert window.get_metric().slow_counts == {}
     assert window.get_metric().total_count == 2
+
+
+def test_a_replaced_wall_clock_is_read_once_per_time_window_call() -> None:
+    """Whether the fused step records the call (the second of the last
+    record) or hands it to the general path (a fraction of a second, a new
+    second), the breaker asks the clock once."""
+    reads: list[float] = []
+    now = 1_700_000_000.0
+
+    def wall_clock() -> float:
+        reads.append(now)
+        return now
+
+    with mock.patch("time.time", wall_clock):
+        cb = CircuitBreaker(window=TimeWindow(60))
+        for offset in [0.0, 0.0, 0.5, 1.0, 1.0, 60.0]:
+            now = 1_700_000_000.0 + offset
+            reads.clear()
+            assert cb.call(ok) == "ok"
+            assert reads == [now]
+    # The first second's bucket now holds the last call alone.
+    assert cb.info().metrics.total_count == 3

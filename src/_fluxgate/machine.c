@@ -111,8 +111,8 @@ evaluate_outside(FgBreaker *cb, int native_window, FgTripInput *in, int success,
     return 0;
 }
 int
-fg_machine_record(FgBreaker *cb, uint64_t period, int success,
-                  const FgCallTime *time)
+fg_machine_record_general(FgBreaker *cb, uint64_t period, int success,
+                          const FgCallTime *time, const double *bucket_second)
 {
     double duration = time->seconds;
     FgState *st = cb->st;
@@ -124,23 +124,17 @@ fg_machine_record(FgBreaker *cb, uint64_t period, int success,
            && duration >= slow_at[n_slow]) {
         n_slow++;
     }
-    /* Decided once per outcome, so that one path records it: a breaker of
-     * the fused record's shape knows it while its window's type is
-     * unchanged. */
-    int fused = cb->fused_window_tag != 0
-                && fg_type_version(Py_TYPE(cb->window)) == cb->fused_window_tag;
-    int window_kind = fused ? cb->fused_window_kind
-                            : fg_window_native_kind(st, cb->window);
+    /* Decided once per outcome, so that one path records it. */
+    int window_kind = fg_window_native_kind(st, cb->window);
     int native_window = window_kind != FG_WINDOW_PYTHON;
     double timestamp = 0.0;
     int rc = 0;
     if (window_kind == FG_WINDOW_TIMED) {
-        rc = fg_bucket_second(st, time->end_tick, &timestamp);
-    }
-    if (rc == 0 && fused && success) {
-        rc = fg_machine_record_fused(cb, period, time, timestamp);
-        if (rc != 0) {
-            return rc < 0 ? -1 : 0;
+        if (bucket_second != NULL) {
+            timestamp = *bucket_second;
+        }
+        else {
+            rc = fg_bucket_second(st, time->end_tick, &timestamp);
         }
     }
     int evaluate = 1;

@@ -253,19 +253,25 @@ fg_machine_admit(FgBreaker *cb, FgAdmitMode mode, uint64_t *period)
 }
 /* Apply the outcome of a call admitted in `period`, which took `time`:
  * record it, evaluate the tripper, transition. An outcome from an earlier
- * period is discarded. */
-int fg_machine_record(FgBreaker *cb, uint64_t period, int success,
-                      const FgCallTime *time);
-/* machine_fused.c: fg_machine_record of a success in one step, for the
- * common shape (a built-in window with no threshold, a compiled tripper
- * with a truth table, CLOSED), given a TimeWindow's bucket second in
- * `timestamp`: 1 when it recorded (and evaluated, and made the
- * transition), 0 when the general path must, nothing changed, -1 with an
- * exception. fg_machine_fuse plans it at construction; fg_machine_record
- * calls it while the plan holds. */
-int fg_machine_record_fused(FgBreaker *cb, uint64_t period, const FgCallTime *time,
-                            double timestamp);
+ * period is discarded. A success on a breaker of the common shape takes the
+ * fused step (machine_fused.c) while the plan holds, any other outcome the
+ * general path (machine.c), which takes a TimeWindow's bucket second when
+ * the fused step has read it already (else NULL). fg_machine_fuse plans
+ * the fused step at construction. */
+int fg_machine_record_general(FgBreaker *cb, uint64_t period, int success,
+                              const FgCallTime *time, const double *bucket_second);
+int fg_machine_record_fused(FgBreaker *cb, uint64_t period, const FgCallTime *time);
 void fg_machine_fuse(FgBreaker *cb);
+static inline int
+fg_machine_record(FgBreaker *cb, uint64_t period, int success,
+                  const FgCallTime *time)
+{
+    if (success && cb->fused_window_tag != 0
+        && fg_type_version(Py_TYPE(cb->window)) == cb->fused_window_tag) {
+        return fg_machine_record_fused(cb, period, time);
+    }
+    return fg_machine_record_general(cb, period, success, time, NULL);
+}
 /* A call admitted in `period` raised `error` (an Exception): record it as a
  * failure if the tracker says so. -1 with the component's exception set
  * (chained to `error`) if the tracker or the window raised. */

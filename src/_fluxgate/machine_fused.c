@@ -4,15 +4,19 @@
  * tripper tree compiled into a program with a truth table (trippers.h), in
  * CLOSED.
  *
- * The general path reads the thresholds the call reached, records through
- * the window's entry point and evaluates through the tripper's: a dozen
- * calls, and as many checks of cases this shape cannot have. Here the
- * checks that the shape still holds come first (a class patched since, a
- * window given a threshold or needing to grow, a duration without a 32-bit
- * code: windows.h's count_add_plain and time_add_plain), then the record
- * and the verdict run inline, under the same critical section as the
- * general path's and to the same effect bit for bit. Any other case is
- * left to the general path, with nothing changed.
+ * The general path (machine.c) reads the thresholds the call reached,
+ * decides the window's kind, records through the window's entry point and
+ * evaluates through the tripper's: a dozen calls, and as many checks of
+ * cases this shape cannot have. fg_machine_record (machine.h) sends a
+ * success here instead while the window's class is unchanged; the checks
+ * that the rest of the shape still holds come first (a tripper class
+ * patched since, a window given a threshold or needing to grow, a duration
+ * without a 32-bit code, a TimeWindow record in another second:
+ * windows.h's count_add_plain and time_add_plain), then the record and the
+ * verdict run inline, under the same critical section as the general
+ * path's and to the same effect bit for bit. Any other case goes to the
+ * general path, with nothing changed and a TimeWindow's bucket second
+ * handed over, so that a replaced clock is read once per call.
  *
  * The one unit beside the windows and the trippers that reads their
  * private headers: the step it fuses is theirs. */
@@ -43,10 +47,14 @@ fg_machine_fuse(FgBreaker *cb)
 }
 
 int
-fg_machine_record_fused(FgBreaker *cb, uint64_t period, const FgCallTime *time,
-                        double timestamp)
+fg_machine_record_fused(FgBreaker *cb, uint64_t period, const FgCallTime *time)
 {
     Window *w = (Window *)cb->window;
+    double timestamp = 0.0;
+    if (cb->fused_window_kind == FG_WINDOW_TIMED
+        && fg_bucket_second(cb->st, time->end_tick, &timestamp) < 0) {
+        return -1;
+    }
     const FgTripProgram *program =
         FG_LOAD_PTR_ACQUIRE(((FgComposite *)cb->tripper)->program);
     int counted = w->kind == COUNT_WINDOW;
@@ -54,7 +62,7 @@ fg_machine_record_fused(FgBreaker *cb, uint64_t period, const FgCallTime *time,
      * CountWindow's duration its own code. */
     if (program == NULL || !program_current(program)
         || (counted && (time->ns < 0 || time->ns >= DURATION_ESCAPE))) {
-        return 0;
+        return fg_machine_record_general(cb, period, 1, time, &timestamp);
     }
     FgMachineState *ms = fg_machine_state(cb);
     int recorded = 0;
@@ -76,8 +84,11 @@ fg_machine_record_fused(FgBreaker *cb, uint64_t period, const FgCallTime *time,
         tripped = program_truth(program, &r);
     }
     Py_END_CRITICAL_SECTION();
+    if (!recorded) {
+        return fg_machine_record_general(cb, period, 1, time, &timestamp);
+    }
     if (tripped && fg_machine_transition(cb, &period, FG_OPEN, NULL) < 0) {
         return -1;
     }
-    return recorded;
+    return 0;
 }
