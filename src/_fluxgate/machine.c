@@ -271,7 +271,7 @@ fg_machine_fail(FgBreaker *cb, uint64_t period, PyObject *error)
 {
     int tracked = fg_tracker_check(cb->st, cb->tracker, error);
     static const FgCallTime no_time = {0.0, 0, 0};
-    if (tracked > 0 && fg_machine_record(cb, period, 0, &no_time) < 0) {
+    if (tracked > 0 && fg_machine_record_general(cb, period, 0, &no_time, NULL) < 0) {
         tracked = -1;
     }
     if (tracked >= 0) {
