@@ -18,7 +18,14 @@ Measured, best of 7 repeats in one process:
 - the shape of the breaker, each against a default ``@cb`` call in the same
   run: a ``TimeWindow(60)`` breaker (its ratio to the bare call too), four
   more tripper leaves (the cost of one), and ten distinct ``SlowRate``
-  thresholds that every call reaches (the cost of one).
+  thresholds that every call reaches (the cost of one);
+- the OPEN rejection again with the default retry, ``Cooldown(60.0)``, which
+  reads the wall clock to decide (the row above uses ``Never()``, which
+  does not);
+- a Python tripper (a ``Tripper`` subclass): a call through it against a
+  call through a built-in tripper that never trips either;
+- a no-op listener: the ``force_open()``/``reset()`` cycle (two transitions)
+  of a breaker with one, against one without.
 """
 
 from __future__ import annotations
@@ -30,8 +37,17 @@ import sys
 import timeit
 
 from fluxgate import AsyncCircuitBreaker, CallNotPermittedError, CircuitBreaker
-from fluxgate.retries import Never
-from fluxgate.trippers import AvgLatency, FailureRate, FailureStreak, MinRequests, SlowRate
+from fluxgate.retries import Cooldown, Never, Retry
+from fluxgate.signal import Signal
+from fluxgate.trippers import (
+    AvgLatency,
+    CallContext,
+    FailureRate,
+    FailureStreak,
+    MinRequests,
+    SlowRate,
+    Tripper,
+)
 from fluxgate.windows import TimeWindow
 
 REPEAT = 7
@@ -47,7 +63,7 @@ def sync_closed() -> tuple[float, float]:
         return x
 
     g = CircuitBreaker()(f)
-    namespace = {"f": f, "g": g}
+    namespace: dict[str, object] = {"f": f, "g": g}
     return best_ns("f(1)", namespace, 1_000_000), best_ns("g(1)", namespace, 1_000_000)
 
 
@@ -61,7 +77,7 @@ def breaker_shapes() -> dict[str, float]:
     def protect(**components: object) -> object:
         g = CircuitBreaker(**components)(f)  # type: ignore[arg-type]
         for i in range(200):  # a full window
-            g(i)  # type: ignore[operator]
+            g(i)
         return g
 
     extra = FailureStreak(10**6) | AvgLatency(100.0) | FailureRate(0.9) | FailureStreak(10**7)
@@ -83,8 +99,8 @@ def breaker_shapes() -> dict[str, float]:
     return best
 
 
-def open_rejection() -> tuple[float, float]:
-    cb = CircuitBreaker(tripper=MinRequests(1), retry=Never())
+def open_rejection(retry: Retry | None = None) -> tuple[float, float]:
+    cb = CircuitBreaker(tripper=MinRequests(1), retry=Never() if retry is None else retry)
 
     def fail(x: int) -> int:
         raise ValueError(x)
@@ -104,6 +120,48 @@ def open_rejection() -> tuple[float, float]:
     protected = "try:\n    g(1)\nexcept CallNotPermittedError:\n    pass"
     namespace = {"g": g, "CallNotPermittedError": CallNotPermittedError}
     return best_ns(bare, namespace, 300_000), best_ns(protected, namespace, 300_000)
+
+
+class NeverTrips(Tripper):
+    """A tripper written in Python."""
+
+    def __call__(self, ctx: CallContext) -> bool:
+        return False
+
+
+def python_tripper() -> tuple[float, float]:
+    """ns per call through a built-in tripper and through a Python one,
+    timed in turns (neither trips)."""
+
+    def f(x: int) -> int:
+        return x
+
+    calls = {
+        "built-in": CircuitBreaker(tripper=MinRequests(10**9))(f),
+        "python": CircuitBreaker(tripper=NeverTrips())(f),
+    }
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(REPEAT):
+        for name, g in calls.items():
+            timer = timeit.Timer("g(1)", globals={"g": g})
+            best[name] = min(best[name], timer.timeit(number=100_000) / 100_000 * 1e9)
+    return best["built-in"], best["python"]
+
+
+def listener_cost() -> tuple[float, float]:
+    """ns per force_open()/reset() cycle (two transitions) of a breaker
+    without listeners and of one with a no-op listener, timed in turns."""
+
+    def noop(signal: Signal) -> None:
+        pass
+
+    breakers = {"none": CircuitBreaker(), "one": CircuitBreaker(listeners=[noop])}
+    best = dict.fromkeys(breakers, float("inf"))
+    for _ in range(REPEAT):
+        for name, cb in breakers.items():
+            timer = timeit.Timer("cb.force_open(); cb.reset()", globals={"cb": cb})
+            best[name] = min(best[name], timer.timeit(number=50_000) / 50_000 * 1e9)
+    return best["none"], best["one"]
 
 
 def async_closed() -> tuple[float, float]:
@@ -171,6 +229,15 @@ def main() -> None:
           f"(goal <= 3 ns; 4 more leaves than the default tripper)")
     print(f"per SlowRate threshold  {(shapes['10 thresholds'] - default) / 10:+6.1f} ns  "
           f"(10 distinct thresholds, each call slow for all)")
+    r_ns, c_ns = open_rejection(Cooldown(60.0))
+    print(f"OPEN, Cooldown(60) raise {r_ns:6.1f} ns  protected {c_ns:7.1f} ns  "
+          f"ratio {c_ns / r_ns:4.2f}x  (the default retry reads the wall clock)")
+    builtin_ns, python_ns = python_tripper()
+    print(f"Python tripper     {python_ns - builtin_ns:+6.1f} ns per call over a built-in  "
+          f"(goal <= 300 ns)")
+    none_ns, one_ns = listener_cost()
+    print(f"no-op listener     {(one_ns - none_ns) / 2:+6.1f} ns per transition  "
+          f"(goal <= 300 ns)")
     per_breaker = memory_per_breaker()
     if per_breaker is not None:
         print(f"memory per breaker with a full CountWindow(100): "
