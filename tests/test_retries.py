@@ -14,7 +14,10 @@ from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fluxgate
+import fluxgate.permits
 import fluxgate.retries
+import fluxgate.trippers
 from fluxgate.retries import Always, Backoff, Cooldown, Never, Retry
 
 FROZEN_AT = "2026-01-01 12:00:00"
@@ -291,6 +294,37 @@ def test_infinite_cooldown_never_ends() -> None:
         changed_at = time.time()
         frozen.tick(10**9)
         assert Cooldown(INF)(changed_at, 0) is False
+
+
+@pytest.mark.parametrize(
+    "elapsed, reached",
+    [(0.0, False), (9.0, False), (10.0, True), (10.0005, True), (11.0, True), (1e9, True)],
+)
+def test_cooldown_on_the_real_wall_clock(elapsed: float, reached: bool) -> None:
+    # time.time() is read just before the retry reads it: the time passing
+    # in between only adds to `elapsed`, and a cooldown read a hair short of
+    # its end (an approximate clock) would turn 10.0 and 10.0005 to False.
+    assert Cooldown(10.0)(changed_at=time.time() - elapsed, reopens=0) is reached
+    assert Backoff(10.0)(changed_at=time.time() - elapsed, reopens=0) is reached
+
+
+def test_a_breaker_refuses_until_its_cooldown_ends_on_the_real_clock() -> None:
+    def boom() -> None:
+        raise ValueError
+
+    cb = fluxgate.CircuitBreaker(
+        tripper=fluxgate.trippers.FailureStreak(1),
+        retry=Cooldown(0.05),
+        permit=fluxgate.permits.All(),
+    )
+    with pytest.raises(ValueError):
+        cb.call(boom)
+    with pytest.raises(fluxgate.CallNotPermittedError):
+        cb.call(boom)
+    time.sleep(0.06)
+    with pytest.raises(ValueError):
+        cb.call(boom)  # admitted in HALF_OPEN, and trips again
+    assert cb.info().state == "open"
 
 
 def test_no_jitter_draw_without_jitter() -> None:

@@ -383,6 +383,27 @@ fg_wall_time(FgState *st, double *out)
     return fg_wall_time_ex(st, out, &native);
 }
 
+/* How far before a deadline the counter's wall clock must put now for
+ * fg_wall_time_reached to answer without the clock: far beyond the
+ * counter's error (within 100 ns of the clock, tsc.h). */
+#define WALL_MARGIN_SECONDS 1e-3
+
+int
+fg_wall_time_reached(FgState *st, double since, double wait)
+{
+    if (fg_clock_known_native(st, FG_CLOCK_TIME)) {
+        double approx = fg_seconds_of_ns(fg_tsc_wall_ns(&st->tsc));
+        if (approx - since < wait - WALL_MARGIN_SECONDS) {
+            return 0;
+        }
+    }
+    double now;
+    if (fg_wall_time(st, &now) < 0) {
+        return -1;
+    }
+    return now - since >= wait;
+}
+
 static int
 draw(PyObject *result, double *out)
 {

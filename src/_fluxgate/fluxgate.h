@@ -132,6 +132,13 @@ fg_call_clock_stop(FgCallClock *clock, FgCallTime *time)
 }
 /* Wall-clock seconds, as the time module's current time() gives them. */
 int fg_wall_time(FgState *st, double *out);
+/* Whether `wait` seconds of wall-clock time have passed since `since`
+ * (fg_wall_time's now - since >= wait): 1, 0, or -1 with an exception. A
+ * retry's question at every refusal of an OPEN breaker: while the clock is
+ * native and the counter's wall clock (tsc.h) puts now more than a
+ * millisecond short of the wait, the answer is no without a clock read;
+ * otherwise the clock is read. */
+int fg_wall_time_reached(FgState *st, double since, double wait);
 /* The same for a TimeWindow's bucket: the native clock is read from the
  * time-stamp counter where it can be (tsc.h), within nanoseconds of it, at
  * `tick` when that is an FgCallTime's end_tick (0: now). */

@@ -51,14 +51,11 @@ retry_kind(FgState *st, PyObject *obj, PyTypeObject **builtin)
 static int
 waited(FgState *st, double wait, double jitter_ratio, double changed_at)
 {
-    double j = 0.0, now;
+    double j = 0.0;
     if (jitter_ratio > 0 && fg_uniform(st, -jitter_ratio, jitter_ratio, &j) < 0) {
         return -1;
     }
-    if (fg_wall_time(st, &now) < 0) {
-        return -1;
-    }
-    return now - changed_at >= wait * (1 + j);
+    return fg_wall_time_reached(st, changed_at, wait * (1 + j));
 }
 
 static int
