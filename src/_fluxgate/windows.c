@@ -186,9 +186,7 @@ count_add(Window *w, int success, double duration, int64_t duration_ns,
     if (full) {
         slot = r->head;
         r->head = slot + 1 == r->capacity ? 0 : slot + 1;
-        totals->total_count--;
-        totals->failure_count -= ring_failed(r, slot);
-        totals->total_duration = totals->total_duration - ring_duration(r, slot);
+        totals_remove(totals, 1, ring_failed(r, slot), ring_duration(r, slot));
         int len = t->len;
         for (int e = 0; e < len; e++) {
             if (ring_counts(r, slot, e)) {
@@ -204,9 +202,7 @@ count_add(Window *w, int success, double duration, int64_t duration_ns,
     }
     r->durations[slot] = code;
     set_slot(r, slot, !success, slow ? s->counted : NULL, t->len);
-    totals->total_count++;
-    totals->failure_count += success ? 0 : 1;
-    totals->total_duration = totals->total_duration + duration;
+    totals_add(totals, success, duration);
     return 0;
 }
 
@@ -360,9 +356,7 @@ time_add(Window *w, int success, double duration, const double *slow_at,
     }
     int64_t *row = bucket_row(w, index);
     if (stale) {
-        totals->total_count -= bucket->count;
-        totals->failure_count -= bucket->failures;
-        totals->total_duration = totals->total_duration - bucket->duration;
+        totals_remove(totals, bucket->count, bucket->failures, bucket->duration);
         for (int e = 0; e < t->len; e++) {
             if (row[e] > 0) {
                 table_remove(t, e, row[e]);
@@ -381,9 +375,7 @@ time_add(Window *w, int success, double duration, const double *slow_at,
     bucket->count++;
     bucket->failures += success ? 0 : 1;
     bucket->duration = bucket->duration + duration;
-    totals->total_count++;
-    totals->failure_count += success ? 0 : 1;
-    totals->total_duration = totals->total_duration + duration;
+    totals_add(totals, success, duration);
     return 0;
 }
 

@@ -402,6 +402,25 @@ ring_counts(const CountRing *r, Py_ssize_t slot, int e)
     return slot_bit(r, slot, e + 1);
 }
 
+/* A record's part in a window's running totals, in Metric arithmetic's
+ * order: what leaves comes off first, then the new record goes on, so the
+ * totals match 0.9.4's `(total - old) + new` bit for bit. */
+static inline void
+totals_remove(FgTotals *t, int64_t count, int64_t failures, double duration)
+{
+    t->total_count -= count;
+    t->failure_count -= failures;
+    t->total_duration = t->total_duration - duration;
+}
+
+static inline void
+totals_add(FgTotals *t, int success, double duration)
+{
+    t->total_count++;
+    t->failure_count += success ? 0 : 1;
+    t->total_duration = t->total_duration + duration;
+}
+
 /* A CountWindow's record in the common case, inline for the fused record
  * (machine_fused.c) and first thing in windows.c's own: no threshold live
  * or reached, no remote part, a duration with a code, slots of one byte,
@@ -420,18 +439,14 @@ count_add_plain(Window *w, int success, uint32_t code, double duration)
     if (totals->total_count == w->size) {
         slot = r->head;
         r->head = slot + 1 == r->capacity ? 0 : slot + 1;
-        totals->total_count--;
-        totals->failure_count -= ring_failed(r, slot);
-        totals->total_duration = totals->total_duration - ring_duration(r, slot);
+        totals_remove(totals, 1, ring_failed(r, slot), ring_duration(r, slot));
     }
     else if (slot == r->capacity) {
         return 0; /* the ring grows first */
     }
     r->durations[slot] = code;
     ((uint8_t *)r->flags)[slot] = (uint8_t)!success;
-    totals->total_count++;
-    totals->failure_count += success ? 0 : 1;
-    totals->total_duration = totals->total_duration + duration;
+    totals_add(totals, success, duration);
     return 1;
 }
 
@@ -478,9 +493,7 @@ time_add_plain(Window *w, int success, double duration, double timestamp)
     bucket->count++;
     bucket->failures += success ? 0 : 1;
     bucket->duration = bucket->duration + duration;
-    totals->total_count++;
-    totals->failure_count += success ? 0 : 1;
-    totals->total_duration = totals->total_duration + duration;
+    totals_add(totals, success, duration);
     return 1;
 }
 
